@@ -1,0 +1,186 @@
+#include "buffers.hpp"
+
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace fusedoptim::bind {
+
+namespace {
+
+using npy = py::detail::npy_api;
+
+std::string entry_name(const char* list, size_t index) { return std::string(list) + "[" + std::to_string(index) + "]"; }
+
+std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
+
+std::string describe_dtype(const py::array& a) { return py::str(a.dtype()); }
+
+std::string describe_shape(const py::array& a) { return py::str(a.attr("shape")); }
+
+enum class DType { f32, f64, other };
+
+DType dtype_of(const py::array& a) {
+    // array_t<T>::check_ compares with the native-byte-order dtype, so '>f4' is not taken for float32.
+    if (py::isinstance<py::array_t<float>>(a)) return DType::f32;
+    if (py::isinstance<py::array_t<double>>(a)) return DType::f64;
+    return DType::other;
+}
+
+py::sequence as_list(const BufferList& arg, size_t expected, bool is_params) {
+    if (!py::isinstance<py::list>(arg.list) && !py::isinstance<py::tuple>(arg.list)) {
+        throw py::type_error(std::string(arg.name) + " must be a list or tuple of numpy arrays, got " +
+                             type_name(arg.list));
+    }
+    auto seq = py::reinterpret_borrow<py::sequence>(arg.list);
+    if (!is_params) check_length(arg.name, seq.size(), expected);
+    return seq;
+}
+
+struct Interval {
+    uintptr_t begin, end;
+    const char* list;
+    size_t index;
+};
+
+std::string overlap_message(const Interval& a, const Interval& b) {
+    return entry_name(a.list, a.index) + " and " + entry_name(b.list, b.index) +
+           " share memory; every parameter and state buffer must be its own array, and a gradient must not "
+           "share memory with any of them";
+}
+
+template <class T>
+void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t position, int64_t size) {
+    TensorRef<T> ref{};
+    for (size_t j = 0; j < row.size(); ++j) {
+        if (row[j]) ref.buf[j] = reinterpret_cast<T*>(py::detail::array_proxy(row[j].ptr())->data);
+    }
+    ref.size = size;
+    part.tensors.push_back(ref);
+    part.offsets.push_back(part.offsets.back() + size);
+    part.positions.push_back(position);
+}
+
+}  // namespace
+
+void check_length(const char* name, size_t length, size_t count) {
+    if (length != count) {
+        throw py::value_error("Expected " + std::to_string(count) + " " + name + " (one per parameter), got " +
+                              std::to_string(length));
+    }
+}
+
+Gathered gather(const std::vector<BufferList>& lists) {
+    if (lists.size() > static_cast<size_t>(kMaxBuffers)) throw std::logic_error("too many buffer lists");
+    const auto params = as_list(lists[0], 0, true);
+    const size_t count = params.size();
+    std::vector<py::sequence> seqs;
+    for (size_t l = 0; l < lists.size(); ++l) {
+        if (lists[l].list.is_none()) {
+            seqs.emplace_back();
+        } else {
+            seqs.push_back(l == 0 ? params : as_list(lists[l], count, false));
+        }
+    }
+
+    Gathered out;
+    out.count = count;
+    std::vector<Interval> written, read;
+    std::vector<std::vector<py::object>> rows(count, std::vector<py::object>(lists.size()));
+    std::vector<DType> dtypes(count);
+    for (size_t i = 0; i < count; ++i) {
+        for (size_t l = 0; l < lists.size(); ++l) {
+            if (!seqs[l]) continue;
+            const BufferList& arg = lists[l];
+            py::object item = seqs[l][i];
+            if (!py::isinstance<py::array>(item)) {
+                throw py::type_error(entry_name(arg.name, i) + " must be a numpy.ndarray, got " + type_name(item));
+            }
+            auto a = py::reinterpret_borrow<py::array>(item);
+            const DType dt = dtype_of(a);
+            if (l == 0) {
+                if (dt == DType::other) {
+                    throw py::type_error(entry_name(arg.name, i) + " has dtype " + describe_dtype(a) +
+                                         "; fusedoptim updates float32 and float64 arrays (native byte order)");
+                }
+                dtypes[i] = dt;
+            } else {
+                const auto p = py::reinterpret_borrow<py::array>(rows[i][0]);
+                if (dt != dtypes[i]) {
+                    throw py::type_error(entry_name(arg.name, i) + " has dtype " + describe_dtype(a) + " but " +
+                                         entry_name(lists[0].name, i) + " has dtype " + describe_dtype(p));
+                }
+                if (a.ndim() != p.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), p.shape())) {
+                    throw py::value_error(entry_name(arg.name, i) + " has shape " + describe_shape(a) + " but " +
+                                          entry_name(lists[0].name, i) + " has shape " + describe_shape(p));
+                }
+            }
+            const int flags = py::detail::array_proxy(a.ptr())->flags;
+            if (!(flags & npy::NPY_ARRAY_C_CONTIGUOUS_)) {
+                throw py::value_error(entry_name(arg.name, i) + " is not C-contiguous (strides " +
+                                      std::string(py::str(a.attr("strides"))) +
+                                      "); fusedoptim updates arrays in place and never copies them");
+            }
+            if (!(flags & npy::NPY_ARRAY_ALIGNED_)) {
+                throw py::value_error(entry_name(arg.name, i) + " is not aligned to its dtype's size");
+            }
+            if (arg.written && !(flags & npy::NPY_ARRAY_WRITEABLE_)) {
+                throw py::value_error(entry_name(arg.name, i) + " is read-only; fusedoptim updates it in place");
+            }
+            if (a.size() > 0) {
+                const auto begin = reinterpret_cast<uintptr_t>(a.data());
+                (arg.written ? written : read).push_back({begin, begin + static_cast<uintptr_t>(a.nbytes()), arg.name, i});
+            }
+            rows[i][l] = std::move(a);
+        }
+    }
+
+    // Overlaps: sort the written intervals; each must end before the next begins. Then each read-only one
+    // (a gradient) must miss all of them; gradients may share memory with each other.
+    std::sort(written.begin(), written.end(), [](const Interval& a, const Interval& b) { return a.begin < b.begin; });
+    for (size_t k = 1; k < written.size(); ++k) {
+        if (written[k].begin < written[k - 1].end) throw py::value_error(overlap_message(written[k - 1], written[k]));
+    }
+    for (const Interval& r : read) {
+        auto it = std::upper_bound(written.begin(), written.end(), r.begin,
+                                   [](uintptr_t address, const Interval& w) { return address < w.end; });
+        if (it != written.end() && it->begin < r.end) throw py::value_error(overlap_message(*it, r));
+    }
+
+    for (size_t i = 0; i < count; ++i) {
+        const int64_t size = static_cast<int64_t>(py::reinterpret_borrow<py::array>(rows[i][0]).size());
+        for (const py::object& a : rows[i]) {
+            if (a) out.arrays.push_back(a);
+        }
+        if (size == 0) continue;
+        if (dtypes[i] == DType::f32) {
+            append(out.f32, rows[i], i, size);
+        } else {
+            append(out.f64, rows[i], i, size);
+        }
+    }
+    return out;
+}
+
+void PreparedStep::run() {
+    if (done_) throw std::runtime_error("This prepared step has already run");
+    done_ = true;
+    py::gil_scoped_release release;
+    run_();
+}
+
+void register_prepared_step(py::module_& m) {
+    py::class_<PreparedStep>(m, "PreparedStep",
+                             "A validated kernel call; run() applies it once, in place, without the GIL.")
+        .def("run", &PreparedStep::run);
+    m.def(
+        "run_steps",
+        [](std::vector<PreparedStep*> steps) {
+            for (PreparedStep* step : steps) step->run();
+        },
+        py::arg("steps"), "Runs prepared steps in order (an optimizer prepares all its groups, then runs them).");
+}
+
+}  // namespace fusedoptim::bind

@@ -1,0 +1,42 @@
+#include "settings.hpp"
+
+#include <atomic>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace fusedoptim::bind {
+
+namespace {
+std::atomic<int> requested_threads{0};
+// Measured on a 2-core Xeon (benchmarks/): below ~32k float32 Adam elements a fork/join costs more than the
+// second thread saves.
+std::atomic<int64_t> grain{32768};
+}  // namespace
+
+bool has_openmp() {
+#if defined(_OPENMP)
+    return true;
+#else
+    return false;
+#endif
+}
+
+int num_threads() {
+    const int requested = requested_threads.load(std::memory_order_relaxed);
+    if (requested > 0) return requested;
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void set_num_threads(int threads) { requested_threads.store(threads < 0 ? 0 : threads, std::memory_order_relaxed); }
+
+int64_t parallel_grain() { return grain.load(std::memory_order_relaxed); }
+
+void set_parallel_grain(int64_t value) { grain.store(value < 1 ? 1 : value, std::memory_order_relaxed); }
+
+}  // namespace fusedoptim::bind

@@ -1,0 +1,68 @@
+// Types and element helpers shared by every kernel. No Python headers.
+//
+// One rule keeps the per-ISA copies of the kernels apart (cpp/src/kernels.cpp is compiled once per instruction
+// set): a translation unit built with ISA flags may only instantiate templates that take its own `Isa` tag
+// type, or always-inline helpers. Anything else it emitted as a weak symbol (an std::vector member, a shared
+// inline function) could be picked by the linker for every caller, and an AVX-512 body would then run on a
+// CPU without AVX-512.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#define FUSEDOPTIM_INLINE inline __attribute__((always_inline))
+#define FUSEDOPTIM_INLINE_LAMBDA __attribute__((always_inline))
+
+namespace fusedoptim {
+
+// A tensor's buffers: buf[0] the parameter, buf[1] the gradient (only read), then the family's state buffers
+// in the order its header documents. Unused slots are null.
+inline constexpr int kMaxBuffers = 6;
+
+template <class T>
+struct TensorRef {
+    T* buf[kMaxBuffers];
+    int64_t size;
+};
+
+// One call's work: tensors of one dtype sharing one set of mode flags, with per-tensor coefficients
+// (per-tensor because step counts, and so bias corrections, can differ between tensors of a group).
+// offsets[k] is the number of elements before tensor k; offsets[count] the total.
+template <class T, class Coeffs, class Options>
+struct Batch {
+    const TensorRef<T>* tensors;
+    const Coeffs* coeffs;
+    const int64_t* offsets;
+    int64_t count;
+    Options options;
+    int num_threads;
+    int64_t grain;  // fewest elements per thread worth a thread
+};
+
+FUSEDOPTIM_INLINE float sqrt_(float x) { return __builtin_sqrtf(x); }
+FUSEDOPTIM_INLINE double sqrt_(double x) { return __builtin_sqrt(x); }
+
+// torch.maximum: NaN in either argument propagates (std::max would drop a NaN in its first argument).
+template <class T>
+FUSEDOPTIM_INLINE T maximum(T a, T b) {
+    return (a != a || a > b) ? a : b;
+}
+
+// torch's lerp (ATen/native/Lerp.h): the form is chosen by the weight so that both ends are exact.
+template <class T>
+FUSEDOPTIM_INLINE T lerp(T start, T end, T weight) {
+    return (weight < T(0.5) && weight > T(-0.5)) ? start + weight * (end - start)
+                                                 : end - (end - start) * (T(1) - weight);
+}
+
+// Turns runtime mode flags into template arguments, so each mode is its own branch-free loop.
+template <class F>
+FUSEDOPTIM_INLINE void with_bool(bool flag, F&& f) {
+    if (flag) {
+        f(std::true_type{});
+    } else {
+        f(std::false_type{});
+    }
+}
+
+}  // namespace fusedoptim

@@ -1,0 +1,75 @@
+// SGD with optional momentum, dampening, Nesterov and L2 weight decay (torch.optim.SGD).
+//
+// Buffers: param, grad, momentum_buffer.
+//   g = -g                                  if maximize
+//   g = g + wd * p                          if weight_decay != 0
+//   b = mu * b + (1 - dampening) * g        (first step: b = g; coefficients (0, 1) on a zeroed buffer)
+//   g = g + mu * b  if nesterov, else g = b (when momentum != 0)
+//   p = p - lr * g
+#pragma once
+
+#include <cstdint>
+
+#include "fusedoptim/common.hpp"
+#include "fusedoptim/parallel.hpp"
+
+namespace fusedoptim::sgd {
+
+struct Hyper {
+    double lr, momentum, dampening, weight_decay;
+};
+
+struct Options {
+    bool momentum, nesterov, weight_decay, maximize;
+};
+
+template <class T>
+struct Coeffs {
+    T neg_lr, weight_decay, momentum, buffer_decay, grad_scale;
+};
+
+// `first_step`: the momentum buffer was just created (zeroed); torch then sets it to the gradient itself.
+template <class T>
+Coeffs<T> make_coeffs(const Hyper& h, bool first_step) {
+    return {T(-h.lr), T(h.weight_decay), T(h.momentum), first_step ? T(0) : T(h.momentum),
+            first_step ? T(1) : T(1.0 - h.dampening)};
+}
+
+template <class T>
+using BatchOf = Batch<T, Coeffs<T>, Options>;
+
+// The element update, written once; each mode is a template argument so every loop is branch-free.
+template <class T, bool Momentum, bool Nesterov, bool WeightDecay, bool Maximize>
+struct Update {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* buf, T*, T*, T*) const {
+        T g = grad[i];
+        if constexpr (Maximize) g = -g;
+        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];    // grad.add(param, alpha=wd)
+        if constexpr (Momentum) {
+            const T b = buf[i] * c.buffer_decay + c.grad_scale * g;  // buf.mul_(mu).add_(g, alpha=1-damp)
+            buf[i] = b;
+            if constexpr (Nesterov) {
+                g = g + c.momentum * b;                               // grad.add(buf, alpha=mu)
+            } else {
+                g = b;
+            }
+        }
+        p[i] = p[i] + c.neg_lr * g;                                   // param.add_(g, alpha=-lr)
+    }
+};
+
+template <class Isa, class T>
+void run(const BatchOf<T>& batch) {
+    const Options& o = batch.options;
+    with_bool(o.momentum, [&](auto momentum) {
+    with_bool(o.nesterov && o.momentum, [&](auto nesterov) {
+    with_bool(o.weight_decay, [&](auto weight_decay) {
+    with_bool(o.maximize, [&](auto maximize) {
+        run_elementwise<Isa>(batch, Update<T, decltype(momentum)::value, decltype(nesterov)::value, decltype(weight_decay)::value, decltype(maximize)::value>{});
+    });
+    });
+    });
+    });
+}
+
+}  // namespace fusedoptim::sgd

@@ -1,0 +1,122 @@
+// Thread policy and the multi-tensor driver.
+//
+// A call's tensors are laid end to end as one index space [0, total). Below `grain` elements per thread the
+// call runs serially; above, one OpenMP parallel region splits the total (not each tensor) into one static,
+// contiguous range per thread, each range starting on a 64-byte boundary of the parameter it starts in, so no
+// two threads write the same cache line. Every element is updated by the same arithmetic whichever thread,
+// chunk or vector lane handles it, so results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "fusedoptim/common.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace fusedoptim {
+
+inline constexpr int64_t kCacheLineBytes = 64;
+
+// How many threads a call of `total` elements gets: never more than asked, never fewer than `grain` elements
+// each, and one inside an enclosing parallel region (no nested regions).
+FUSEDOPTIM_INLINE int plan_threads(int64_t total, int max_threads, int64_t grain) {
+#if defined(_OPENMP)
+    if (max_threads <= 1 || omp_in_parallel()) return 1;
+    if (grain < 1) grain = 1;
+    const int64_t by_work = total / grain;
+    if (by_work < 2) return 1;
+    return by_work < max_threads ? static_cast<int>(by_work) : max_threads;
+#else
+    (void)total;
+    (void)max_threads;
+    (void)grain;
+    return 1;
+#endif
+}
+
+// Where thread `t` of `n` starts, as a global element index: the even split point, moved forward to the next
+// cache-line boundary of the parameter it falls in (or that parameter's end). Threads t-1 and t compute the same
+// value, so the ranges tile [0, total) exactly. Overflow-free for any int64 total.
+template <class T>
+FUSEDOPTIM_INLINE int64_t split_point(const TensorRef<T>* tensors, const int64_t* offsets, int64_t count,
+                                      int64_t total, int t, int n) {
+    if (t <= 0) return 0;
+    if (t >= n) return total;
+    const int64_t q = total / n, r = total % n;
+    const int64_t raw = q * t + (r * t) / n;
+    // The tensor holding `raw`: the last k with offsets[k] <= raw.
+    int64_t lo = 0, hi = count - 1;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo + 1) / 2;
+        if (offsets[mid] <= raw) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    const int64_t local = raw - offsets[lo];
+    if (local == 0) return raw;
+    const auto address = reinterpret_cast<uintptr_t>(tensors[lo].buf[0] + local);
+    const int64_t misalign = static_cast<int64_t>(address % kCacheLineBytes);
+    int64_t step = 0;
+    if (misalign % static_cast<int64_t>(sizeof(T)) == 0 && misalign != 0) {
+        step = (kCacheLineBytes - misalign) / static_cast<int64_t>(sizeof(T));
+    }
+    const int64_t end = offsets[lo + 1];
+    return raw + step < end ? raw + step : end;
+}
+
+// Calls body(k, begin, end) for consecutive pieces [begin, end) of tensor k covering the whole batch.
+template <class Isa, class T, class C, class O, class Body>
+void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
+    const int64_t total = batch.offsets[batch.count];
+    if (total == 0) return;
+    const int threads = plan_threads(total, batch.num_threads, batch.grain);
+    auto run_range = [&](int64_t begin, int64_t end) {
+        int64_t k = 0;
+        while (k < batch.count && batch.offsets[k + 1] <= begin) ++k;
+        for (; k < batch.count && batch.offsets[k] < end; ++k) {
+            const int64_t lo = (begin > batch.offsets[k] ? begin : batch.offsets[k]) - batch.offsets[k];
+            const int64_t hi = (end < batch.offsets[k + 1] ? end : batch.offsets[k + 1]) - batch.offsets[k];
+            if (hi > lo) body(k, lo, hi);
+        }
+    };
+    if (threads <= 1) {
+        run_range(0, total);
+        return;
+    }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int64_t begin = split_point(batch.tensors, batch.offsets, batch.count, total, t, n);
+        const int64_t end = split_point(batch.tensors, batch.offsets, batch.count, total, t + 1, n);
+        if (end > begin) run_range(begin, end);
+    }
+#endif
+}
+
+// Applies update(coeffs, i, p, g, s0, s1, s2, s3) to every element: the one loop all elementwise kernels share.
+// `omp simd` is safe because validation guarantees no buffer overlaps another.
+template <class Isa, class T, class C, class O, class Update>
+void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
+    for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
+        const TensorRef<T>& t = batch.tensors[k];
+        T* b[kMaxBuffers];
+        for (int j = 0; j < kMaxBuffers; ++j) b[j] = t.buf[j] ? t.buf[j] + lo : nullptr;
+        T* const p = b[0];
+        const T* const g = b[1];
+        T* const s0 = b[2];
+        T* const s1 = b[3];
+        T* const s2 = b[4];
+        T* const s3 = b[5];
+        const C c = batch.coeffs[k];
+        const int64_t n = hi - lo;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) update(c, i, p, g, s0, s1, s2, s3);
+    });
+}
+
+}  // namespace fusedoptim

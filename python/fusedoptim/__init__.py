@@ -1,0 +1,65 @@
+"""fusedoptim: fused, in-place C++ optimizers for NumPy training loops, shaped like torch.optim.
+
+>>> import numpy as np, fusedoptim
+>>> w = np.zeros(3, dtype=np.float32)
+>>> opt = fusedoptim.SGD([w], lr=0.5, momentum=0.9)
+>>> opt.step([np.ones(3, dtype=np.float32)])
+>>> w
+array([-0.5, -0.5, -0.5], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from . import _core, functional, reference
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .optimizer import Optimizer, ParamState
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "ParamState",
+    "RMSprop",
+    "SGD",
+    "functional",
+    "reference",
+    "get_num_threads",
+    "set_num_threads",
+    "simd_level",
+    "info",
+    "__version__",
+]
+
+
+def get_num_threads() -> int:
+    """Threads a kernel call may use (``set_num_threads``' value, else OpenMP's, e.g. ``OMP_NUM_THREADS``)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(threads: int) -> None:
+    """Limits the threads kernels use; 0 returns to OpenMP's maximum."""
+    _core.set_num_threads(threads)
+
+
+def simd_level() -> str:
+    """The instruction set the kernels run with (``FUSEDOPTIM_SIMD`` forces one at import)."""
+    return _core.simd_level()
+
+
+def info() -> dict[str, object]:
+    """Build and runtime facts: version, compiler, OpenMP, threads, SIMD levels."""
+    return {
+        "version": __version__,
+        "compiler": _core.compiler,
+        "openmp": _core.openmp,
+        "threads": _core.get_num_threads(),
+        "simd_level": _core.simd_level(),
+        "simd_compiled": _core.compiled_simd_levels(),
+        "simd_supported": _core.supported_simd_levels(),
+    }

@@ -1,0 +1,40 @@
+"""The ``fusedoptim`` command line: ``fusedoptim info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+
+def _info(args: argparse.Namespace) -> int:
+    import fusedoptim
+
+    facts = fusedoptim.info()
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    print(f"fusedoptim {facts['version']}")
+    print(f"  compiler      {facts['compiler']}")
+    print(f"  openmp        {'on' if facts['openmp'] else 'off (kernels run on one thread)'}")
+    print(f"  threads       {facts['threads']}")
+    print(f"  simd level    {facts['simd_level']}")
+    print(f"  compiled      {', '.join(facts['simd_compiled'])}")  # type: ignore[arg-type]
+    print(f"  this cpu runs {', '.join(facts['simd_supported'])}")  # type: ignore[arg-type]
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="fusedoptim", description="Fused in-place optimizers for NumPy.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="version, compiler, OpenMP and threads, SIMD level")
+    info.add_argument("--json", action="store_true", help="print the facts as JSON")
+    info.set_defaults(run=_info)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Adagrad (Duchi, Hazan & Singer 2011)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import functional as F
+from ._validation import check_nonnegative
+from .optimizer import Optimizer, ParamsT
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (torch.optim.Adagrad).
+
+    .. math::
+        g \leftarrow \pm g + \lambda p, \quad \tilde\eta = \frac{\eta}{1 + (t-1)\,\text{lr\_decay}}, \quad
+        s \leftarrow s + g^2, \quad p \leftarrow p - \tilde\eta \frac{g}{\sqrt{s} + \epsilon}
+
+    ``s`` starts at ``initial_accumulator_value``. State: ``step``, ``sum``.
+    """
+
+    _required_state = ("sum",)
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        F.check_adagrad(group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])
+        check_nonnegative("initial_accumulator_value value", "initial_accumulator_value",
+                          group["initial_accumulator_value"])
+
+    def _prepare_group(self, group, indices, params, grads):
+        initial = group["initial_accumulator_value"]
+        states, commit = self._gather_state(indices, params, {"sum": lambda p: np.full_like(p, initial)})
+        step = F._adagrad_prepare(params, grads, [s["sum"] for s in states], [s["step"] + 1 for s in states],
+                                  lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+                                  eps=group["eps"], maximize=group["maximize"])
+        return step, commit

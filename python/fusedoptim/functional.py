@@ -1,0 +1,265 @@
+"""The in-place functional API: one fused C++ pass over lists of arrays.
+
+Each function updates ``params`` and the state lists in place, in one call to the C++ kernel per dtype, and
+returns nothing. Everything is checked before any array is written: on error nothing has changed. The formulas
+are in each function's docstring and, executable, in :mod:`fusedoptim.reference`, which has the same signatures.
+
+``steps`` are the step numbers of *this* update, counting from 1 (the optimizer classes keep the counters);
+unlike torch's functional API, they are not incremented here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from ._validation import check_beta, check_bool, check_nonnegative, check_steps
+
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_"]
+
+Arrays = Sequence[np.ndarray]
+OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
+
+
+# --- SGD ---------------------------------------------------------------------------------------------------
+
+
+def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_nonnegative("momentum value", "momentum", momentum)
+    check_nonnegative("dampening value", "dampening", dampening)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("nesterov", nesterov)
+    check_bool("maximize", maximize)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
+    first_steps: list[bool] = []
+    if momentum != 0:
+        if momentum_buffers is None or not isinstance(momentum_buffers, list):
+            raise TypeError("momentum_buffers must be a list (with None for buffers not created yet) when momentum != 0")
+        if len(momentum_buffers) != len(params):
+            raise ValueError(f"Expected {len(params)} momentum_buffers (one per parameter), got {len(momentum_buffers)}")
+        first_steps = [b is None for b in momentum_buffers]
+        buffers = [np.zeros_like(p) if b is None else b for p, b in zip(params, momentum_buffers)]
+    else:
+        buffers = None
+    step = _core.sgd_prepare(params, grads, buffers, first_steps, lr=lr, momentum=momentum, dampening=dampening,
+                             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    return step, buffers
+
+
+def sgd_(
+    params: Arrays,
+    grads: Arrays,
+    momentum_buffers: OptionalArrays = None,
+    *,
+    lr: float = 1e-3,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+) -> None:
+    r"""SGD (torch.optim.SGD), in place.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p, \quad
+        b \leftarrow \mu b + (1 - \tau) g \ (b_1 = g), \quad
+        g \leftarrow g + \mu b \ \text{(Nesterov) or } b, \quad
+        p \leftarrow p - \eta g
+
+    ``momentum_buffers`` (needed when ``momentum != 0``) is a list whose ``None`` entries are buffers not
+    created yet: they are created here, set to the gradient as torch does, and stored back into the list.
+    Pass zeroed buffers instead to start from zero (with ``dampening=momentum`` this is the EMA form
+    :math:`v \leftarrow \beta v + (1-\beta) g`).
+    """
+    step, buffers = _sgd_prepare(params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening,
+                                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    step.run()
+    if buffers is not None and momentum_buffers is not None:
+        momentum_buffers[:] = buffers
+
+
+# --- Adagrad -----------------------------------------------------------------------------------------------
+
+
+def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_nonnegative("lr_decay value", "lr_decay", lr_decay)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_bool("maximize", maximize)
+
+
+def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize):
+    check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
+    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr=lr, lr_decay=lr_decay,
+                                 weight_decay=weight_decay, eps=eps, maximize=maximize)
+
+
+def adagrad_(
+    params: Arrays,
+    grads: Arrays,
+    state_sums: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    eps: float = 1e-10,
+    maximize: bool = False,
+) -> None:
+    r"""Adagrad (torch.optim.Adagrad), in place.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p, \quad \tilde\eta = \frac{\eta}{1 + (t-1)\,\text{lr\_decay}}, \quad
+        s \leftarrow s + g^2, \quad p \leftarrow p - \tilde\eta \frac{g}{\sqrt{s} + \epsilon}
+    """
+    _adagrad_prepare(params, grads, state_sums, steps, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                     eps=eps, maximize=maximize).run()
+
+
+# --- RMSprop -----------------------------------------------------------------------------------------------
+
+
+def check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("alpha value", "alpha", alpha, closed=True)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_nonnegative("momentum value", "momentum", momentum)
+    check_bool("centered", centered)
+    check_bool("maximize", maximize)
+    check_bool("eps_in_sqrt", eps_in_sqrt)
+
+
+def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
+                     momentum, centered, maximize, eps_in_sqrt):
+    check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
+    if centered and grad_avgs is None:
+        raise TypeError("grad_avgs must be a list of arrays when centered=True")
+    if momentum != 0 and momentum_buffers is None:
+        raise TypeError("momentum_buffers must be a list of arrays when momentum != 0")
+    return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr=lr, alpha=alpha,
+                                 eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+                                 maximize=maximize, eps_in_sqrt=eps_in_sqrt)
+
+
+def rmsprop_(
+    params: Arrays,
+    grads: Arrays,
+    square_avgs: Arrays,
+    grad_avgs: OptionalArrays = None,
+    momentum_buffers: OptionalArrays = None,
+    *,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    maximize: bool = False,
+    eps_in_sqrt: bool = False,
+) -> None:
+    r"""RMSprop (torch.optim.RMSprop), in place.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p, \quad v \leftarrow \alpha v + (1-\alpha) g^2, \quad
+        \bar g \leftarrow \operatorname{lerp}(\bar g, g, 1-\alpha) \text{ (centered)}, \quad
+        d = \sqrt{v - \bar g^2} + \epsilon
+
+    then :math:`b \leftarrow \mu b + g/d,\ p \leftarrow p - \eta b` with momentum, else
+    :math:`p \leftarrow p - \eta g / d`. ``eps_in_sqrt=True`` uses :math:`d = \sqrt{v - \bar g^2 + \epsilon}`
+    (optax, Keras, and the seed's adaptive rule). ``grad_avgs`` is needed when centered, ``momentum_buffers``
+    when ``momentum != 0``; both start at zero.
+    """
+    _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr=lr, alpha=alpha, eps=eps,
+                     weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize,
+                     eps_in_sqrt=eps_in_sqrt).run()
+
+
+# --- Adam and AdamW ----------------------------------------------------------------------------------------
+
+
+def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1)
+    check_beta("beta parameter at index 1", "beta2", beta2)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("amsgrad", amsgrad)
+    check_bool("maximize", maximize)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+
+
+def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps,
+                  weight_decay, amsgrad, maximize, decoupled_weight_decay):
+    check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    if amsgrad and max_exp_avg_sqs is None:
+        raise TypeError("max_exp_avg_sqs must be a list of arrays when amsgrad=True")
+    return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr=lr,
+                              beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                              maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+
+
+def adam_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    max_exp_avg_sqs: OptionalArrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    decoupled_weight_decay: bool = False,
+) -> None:
+    r"""Adam (torch.optim.Adam; Kingma & Ba 2015), in place.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p \text{ (or } p \leftarrow p(1 - \eta\lambda) \text{ when decoupled)}, \quad
+        m \leftarrow \operatorname{lerp}(m, g, 1-\beta_1), \quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,
+
+    .. math::
+        p \leftarrow p - \frac{\eta}{1-\beta_1^t}\,\frac{m}{\sqrt{\hat v}/\sqrt{1-\beta_2^t} + \epsilon},
+        \quad \hat v = \max(v_{\max}, v) \text{ (amsgrad) or } v
+
+    ``max_exp_avg_sqs`` is needed (and may be None otherwise) when ``amsgrad``.
+    """
+    _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2,
+                  eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                  decoupled_weight_decay=decoupled_weight_decay).run()
+
+
+def adamw_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    max_exp_avg_sqs: OptionalArrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    maximize: bool = False,
+) -> None:
+    r"""AdamW (torch.optim.AdamW; Loshchilov & Hutter 2019): :func:`adam_` with decoupled weight decay
+    :math:`p \leftarrow p (1 - \eta\lambda)`, ``weight_decay`` 1e-2 by default."""
+    adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)

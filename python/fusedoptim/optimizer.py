@@ -1,0 +1,324 @@
+"""The optimizer base class: parameter groups, per-parameter state, state_dict, and the step protocol.
+
+A step prepares every group first (the C++ side validates all arrays without writing any), then runs them all,
+then commits new state and step counts: an error anywhere leaves parameters, state and counters as they were.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any, ClassVar, Optional, Union
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["Optimizer", "ParamState"]
+
+ParamsT = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
+
+
+class ParamState(MutableMapping):
+    """Per-parameter state, keyed by the parameter's index (as in state_dict) or by the array itself."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self._optimizer = optimizer
+        self._data: dict[int, dict[str, Any]] = {}
+
+    def _index(self, key: Any) -> int:
+        if isinstance(key, np.ndarray):
+            for i, p in enumerate(self._optimizer._params()):
+                if p is key:
+                    return i
+            raise KeyError("array is not a parameter of this optimizer")
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            return int(key)
+        raise KeyError(key)
+
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        return self._data[self._index(key)]
+
+    def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
+        self._data[self._index(key)] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._data[self._index(key)]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ParamState({self._data!r})"
+
+
+class Optimizer:
+    """Base class of fusedoptim's optimizers (the shape of :class:`torch.optim.Optimizer`).
+
+    Subclasses define ``_check_group`` (hyperparameters, called at construction and at every step, so edited
+    ``param_groups`` are checked too), ``_prepare_group`` (returns the prepared C++ step and a commit callback)
+    and the state keys they own.
+    """
+
+    _required_state: ClassVar[tuple[str, ...]] = ()
+    _optional_state: ClassVar[tuple[str, ...]] = ()
+    _counts_steps: ClassVar[bool] = True
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state = ParamState(self)
+        if isinstance(params, np.ndarray) or isinstance(params, (set, frozenset)):
+            raise TypeError(
+                "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
+            )
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # --- groups and parameters ------------------------------------------------------------------------------
+
+    def _params(self) -> list[np.ndarray]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a group; its keys override the defaults. Its arrays must be new to this optimizer."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        params = param_group.get("params")
+        if isinstance(params, np.ndarray):
+            params = [params]
+        elif isinstance(params, (set, frozenset)) or params is None:
+            raise TypeError("a parameter group's 'params' must be a list of numpy arrays")
+        params = list(params)
+        start = len(self._params())
+        for j, p in enumerate(params):
+            _check_param(f"params[{start + j}]", p)
+        _check_disjoint(self._params() + params)
+        group = dict(self.defaults)
+        group.update(param_group)
+        group["params"] = params
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    # --- the step -------------------------------------------------------------------------------------------
+
+    def step(self, grads: Sequence[Optional[np.ndarray]]) -> None:
+        """Updates every parameter in place from ``grads``: one gradient per parameter, in parameter order
+        (flattened over groups); ``None`` leaves that parameter and its state untouched."""
+        if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
+            raise TypeError(
+                f"grads must be a list with one gradient (or None) per parameter, got {type(grads).__name__}"
+            )
+        count = sum(len(group["params"]) for group in self.param_groups)
+        if len(grads) != count:
+            raise ValueError(f"Expected {count} gradients (one per parameter, in parameter order), got {len(grads)}")
+        prepared, commits = [], []
+        start = 0
+        for group in self.param_groups:
+            self._check_group(group)
+            indices, params, group_grads = [], [], []
+            for j, p in enumerate(group["params"]):
+                g = grads[start + j]
+                if g is not None:
+                    indices.append(start + j)
+                    params.append(p)
+                    group_grads.append(g)
+            start += len(group["params"])
+            if params:
+                step, commit = self._prepare_group(group, indices, params, group_grads)
+                prepared.append(step)
+                commits.append(commit)
+        _core.run_steps(prepared)
+        for commit in commits:
+            commit()
+
+    def _gather_state(
+        self, indices: list[int], params: list[np.ndarray], buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]]
+    ) -> tuple[list[dict[str, Any]], Callable[[], None]]:
+        """Each stepped parameter's state with every buffer in ``buffers`` present (missing ones made by its
+        factory), and the callback that keeps new buffers and advances the step counts once the step has run."""
+        views, additions = [], []
+        for i, p in zip(indices, params):
+            view = dict(self._state_data.get(i, {}))
+            view.setdefault("step", 0)
+            for key, make in buffers.items():
+                if view.get(key) is None:
+                    view[key] = make(p)
+                    additions.append((i, key, view[key]))
+            views.append(view)
+
+        def commit() -> None:
+            for i, key, array in additions:
+                self._state_data.setdefault(i, {})[key] = array
+            if self._counts_steps:
+                for i in indices:
+                    state = self._state_data.setdefault(i, {})
+                    state["step"] = state.get("step", 0) + 1
+
+        return views, commit
+
+    @property
+    def _state_data(self) -> dict[int, dict[str, Any]]:
+        return self.state._data
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _prepare_group(
+        self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray]
+    ) -> tuple[Any, Callable[[], None]]:
+        raise NotImplementedError
+
+    # --- state_dict -----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
+
+        Arrays are copies, so the snapshot does not change as training goes on.
+        """
+        groups, start = [], 0
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(saved)
+        state = {
+            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for i, s in sorted(self._state_data.items())
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Loads a :meth:`state_dict`; checks all of it first and changes nothing if any part does not fit."""
+        if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("state_dict must be a mapping with keys 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, Sequence) or len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        index_map: dict[Any, int] = {}
+        new_groups = []
+        start = 0
+        for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if not isinstance(saved, Mapping) or not isinstance(saved.get("params"), Sequence):
+                raise ValueError(f"loaded parameter group {g} must be a mapping with a 'params' list")
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"loaded state dict contains a parameter group ({g}) that doesn't match the size of "
+                    f"optimizer's group ({len(saved['params'])} != {len(group['params'])})"
+                )
+            for j, saved_id in enumerate(saved["params"]):
+                index_map[saved_id] = start + j
+            start += len(group["params"])
+            new_group = {k: v for k, v in saved.items() if k != "params"}
+            if isinstance(new_group.get("betas"), list):
+                new_group["betas"] = tuple(new_group["betas"])
+            new_group["params"] = group["params"]
+            self._check_group(new_group)
+            new_groups.append(new_group)
+
+        saved_state = state_dict["state"]
+        if not isinstance(saved_state, Mapping):
+            raise ValueError("state_dict['state'] must be a mapping from parameter index to state")
+        params = self._params()
+        new_state: dict[int, dict[str, Any]] = {}
+        allowed = set(self._required_state) | set(self._optional_state) | ({"step"} if self._counts_steps else set())
+        for saved_id, entry in saved_state.items():
+            if saved_id not in index_map:
+                raise ValueError(f"state_dict has state for parameter {saved_id!r}, which is in no parameter group")
+            i = index_map[saved_id]
+            p = params[i]
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"state of parameter {saved_id!r} must be a mapping, got {type(entry).__name__}")
+            unknown = set(entry) - allowed
+            if unknown:
+                raise ValueError(
+                    f"state of parameter {saved_id!r} has unexpected keys {sorted(unknown)} for "
+                    f"{type(self).__name__} (expected {sorted(allowed)})"
+                )
+            missing = [k for k in self._required_state if k not in entry]
+            if self._counts_steps and "step" not in entry:
+                missing.insert(0, "step")
+            if missing:
+                raise ValueError(f"state of parameter {saved_id!r} is missing {missing}")
+            state: dict[str, Any] = {}
+            for key, value in entry.items():
+                where = f"state[{saved_id!r}][{key!r}]"
+                if key == "step":
+                    state[key] = _as_step(where, value)
+                elif value is None:
+                    state[key] = None
+                else:
+                    state[key] = _as_state_array(where, value, p)
+            new_state[i] = state
+
+        for group, new_group in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(new_group)
+        self._state_data.clear()
+        self._state_data.update(new_state)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _check_param(where: str, p: Any) -> None:
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"optimizer can only optimize numpy arrays, but {where} is a {type(p).__name__}")
+    if p.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(
+            f"optimizer can only optimize float32 or float64 arrays (native byte order), but {where} has dtype {p.dtype}"
+        )
+    if not p.flags.c_contiguous:
+        raise ValueError(f"{where} is not C-contiguous; fusedoptim updates arrays in place and never copies them")
+    if not p.flags.writeable:
+        raise ValueError(f"{where} is read-only; fusedoptim updates it in place")
+
+
+def _check_disjoint(params: list[np.ndarray]) -> None:
+    intervals = []
+    for i, p in enumerate(params):
+        if p.size:
+            begin = p.__array_interface__["data"][0]
+            intervals.append((begin, begin + p.nbytes, i))
+    intervals.sort()
+    for (b0, e0, i0), (b1, _e1, i1) in zip(intervals, intervals[1:]):
+        if b1 < e0:
+            i, j = sorted((i0, i1))
+            if params[i] is params[j]:
+                raise ValueError(f"some parameters appear more than once (params[{i}] is params[{j}])")
+            raise ValueError(f"params[{i}] and params[{j}] share memory; each parameter must be its own array")
+
+
+def _as_step(where: str, value: Any) -> int:
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{where} must be a non-negative integer step count, got {value!r}")
+    return int(value)
+
+
+def _as_state_array(where: str, value: Any, p: np.ndarray) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{where} must be a numpy array, got {type(value).__name__}")
+    if value.shape != p.shape:
+        raise ValueError(f"{where} has shape {value.shape} but its parameter has shape {p.shape}")
+    if value.dtype.kind != "f":
+        raise TypeError(f"{where} has dtype {value.dtype}; optimizer state must be floating point")
+    # A private, C-contiguous copy in the parameter's dtype (torch casts state to the parameter's dtype too).
+    return np.array(value, dtype=p.dtype, order="C", copy=True)

@@ -1,0 +1,183 @@
+"""The executable specification: every update in plain NumPy, with the signatures of
+:mod:`fusedoptim.functional`.
+
+Written for reading, not speed: each line is one of torch.optim's tensor operations, in torch's order and in the
+parameter's dtype, with per-step scalars computed in Python floats (double). The fused kernels perform the same
+operations in the same order, element by element, so they agree with this module to the last bit (the tests
+check that). It validates hyperparameters like the functional API, but not the arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+
+from . import functional as F
+from ._validation import check_steps
+
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_"]
+
+Arrays = Sequence[np.ndarray]
+OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
+
+
+def _scalar(x: np.ndarray, value: float) -> np.generic:
+    """A per-step scalar rounded to the array's dtype, as torch rounds a Python scalar for a float32 tensor."""
+    return x.dtype.type(value)
+
+
+def _lerp(start: np.ndarray, end: np.ndarray, weight: np.generic) -> np.ndarray:
+    """torch.lerp: the formula is picked by the weight so that both ends are exact."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (weight.dtype.type(1) - weight)
+
+
+def sgd_(
+    params: Arrays,
+    grads: Arrays,
+    momentum_buffers: OptionalArrays = None,
+    *,
+    lr: float = 1e-3,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+) -> None:
+    F.check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + _scalar(p, weight_decay) * p
+        if momentum != 0:
+            assert momentum_buffers is not None
+            b = momentum_buffers[i]
+            if b is None:
+                b = g.copy()  # torch: the first buffer is the gradient itself
+                momentum_buffers[i] = b
+            else:
+                b[...] = b * _scalar(p, momentum) + _scalar(p, 1 - dampening) * g
+            g = g + _scalar(p, momentum) * b if nesterov else b
+        p[...] = p + _scalar(p, -lr) * g
+
+
+def adagrad_(
+    params: Arrays,
+    grads: Arrays,
+    state_sums: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    eps: float = 1e-10,
+    maximize: bool = False,
+) -> None:
+    F.check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
+    for p, g, s, t in zip(params, grads, state_sums, check_steps(steps)):
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + _scalar(p, weight_decay) * p
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s[...] = s + g * g
+        p[...] = p + (_scalar(p, -clr) * g) / (np.sqrt(s) + _scalar(p, eps))
+
+
+def rmsprop_(
+    params: Arrays,
+    grads: Arrays,
+    square_avgs: Arrays,
+    grad_avgs: OptionalArrays = None,
+    momentum_buffers: OptionalArrays = None,
+    *,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    maximize: bool = False,
+    eps_in_sqrt: bool = False,
+) -> None:
+    F.check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
+    for i, (p, g, v) in enumerate(zip(params, grads, square_avgs)):
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + _scalar(p, weight_decay) * p
+        v[...] = v * _scalar(p, alpha) + (_scalar(p, 1 - alpha) * g) * g
+        var = v
+        if centered:
+            assert grad_avgs is not None
+            ga = grad_avgs[i]
+            ga[...] = _lerp(ga, g, _scalar(p, 1 - alpha))
+            var = v - ga * ga
+        avg = np.sqrt(var + _scalar(p, eps)) if eps_in_sqrt else np.sqrt(var) + _scalar(p, eps)
+        if momentum != 0:
+            assert momentum_buffers is not None
+            b = momentum_buffers[i]
+            b[...] = b * _scalar(p, momentum) + g / avg
+            p[...] = p + _scalar(p, -lr) * b
+        else:
+            p[...] = p + (_scalar(p, -lr) * g) / avg
+
+
+def adam_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    max_exp_avg_sqs: OptionalArrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    decoupled_weight_decay: bool = False,
+) -> None:
+    F.check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps))):
+        g = -g if maximize else g
+        if weight_decay != 0 and not decoupled_weight_decay:
+            g = g + _scalar(p, weight_decay) * p
+        param = p * _scalar(p, 1 - lr * weight_decay) if weight_decay != 0 and decoupled_weight_decay else p
+        m[...] = _lerp(m, g, _scalar(p, 1 - beta1))
+        v[...] = v * _scalar(p, beta2) + (_scalar(p, 1 - beta2) * g) * g
+        bias_correction1 = 1 - beta1**t
+        bias_correction2 = 1 - beta2**t
+        if amsgrad:
+            assert max_exp_avg_sqs is not None
+            vmax = max_exp_avg_sqs[i]
+            vmax[...] = np.maximum(vmax, v)
+            v_used = vmax
+        else:
+            v_used = v
+        denom = np.sqrt(v_used) / _scalar(p, math.sqrt(bias_correction2)) + _scalar(p, eps)
+        p[...] = param + (_scalar(p, -(lr / bias_correction1)) * m) / denom
+
+
+def adamw_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    max_exp_avg_sqs: OptionalArrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    maximize: bool = False,
+) -> None:
+    adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
