@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -12,7 +13,14 @@ namespace {
 
 using npy = py::detail::npy_api;
 
-std::string entry_name(const char* list, size_t index) { return std::string(list) + "[" + std::to_string(index) + "]"; }
+// Positions in messages: the caller's labels (an optimizer passes global parameter indices) or list positions.
+thread_local const std::vector<int64_t>* message_labels = nullptr;
+
+std::string entry_name(const char* list, size_t index) {
+    const int64_t shown = message_labels && index < message_labels->size() ? (*message_labels)[index]
+                                                                            : static_cast<int64_t>(index);
+    return std::string(list) + "[" + std::to_string(shown) + "]";
+}
 
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
 
@@ -39,14 +47,9 @@ py::sequence as_list(const BufferList& arg, size_t expected, bool is_params) {
     return seq;
 }
 
-struct Interval {
-    uintptr_t begin, end;
-    const char* list;
-    size_t index;
-};
-
 std::string overlap_message(const Interval& a, const Interval& b) {
-    return entry_name(a.list, a.index) + " and " + entry_name(b.list, b.index) +
+    return std::string(a.list) + "[" + std::to_string(a.label) + "] and " + b.list + "[" + std::to_string(b.label) +
+           "]" +
            " share memory; every parameter and state buffer must be its own array, and a gradient must not "
            "share memory with any of them";
 }
@@ -63,6 +66,20 @@ void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t posit
     part.positions.push_back(position);
 }
 
+// Sorts `written`; raises if two written buffers overlap, or a read-only one (a gradient) overlaps a written
+// one. Gradients may share memory with each other.
+void check_overlaps(std::vector<Interval>& written, const std::vector<Interval>& read) {
+    std::sort(written.begin(), written.end(), [](const Interval& a, const Interval& b) { return a.begin < b.begin; });
+    for (size_t k = 1; k < written.size(); ++k) {
+        if (written[k].begin < written[k - 1].end) throw py::value_error(overlap_message(written[k - 1], written[k]));
+    }
+    for (const Interval& r : read) {
+        auto it = std::upper_bound(written.begin(), written.end(), r.begin,
+                                   [](uintptr_t address, const Interval& w) { return address < w.end; });
+        if (it != written.end() && it->begin < r.end) throw py::value_error(overlap_message(*it, r));
+    }
+}
+
 }  // namespace
 
 void check_length(const char* name, size_t length, size_t count) {
@@ -72,7 +89,21 @@ void check_length(const char* name, size_t length, size_t count) {
     }
 }
 
-Gathered gather(const std::vector<BufferList>& lists) {
+void check_steps(const std::vector<int64_t>& steps, size_t count) {
+    check_length("steps", steps.size(), count);
+    for (size_t i = 0; i < steps.size(); ++i) {
+        if (steps[i] < 1) {
+            throw py::value_error("Invalid step number: steps[" + std::to_string(i) + "] = " + std::to_string(steps[i]) +
+                                  " (steps count from 1)");
+        }
+    }
+}
+
+Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels) {
+    struct LabelScope {
+        explicit LabelScope(const std::vector<int64_t>* l) { message_labels = l; }
+        ~LabelScope() { message_labels = nullptr; }
+    } scope(labels ? &*labels : nullptr);
     if (lists.size() > static_cast<size_t>(kMaxBuffers)) throw std::logic_error("too many buffer lists");
     const auto params = as_list(lists[0], 0, true);
     const size_t count = params.size();
@@ -87,7 +118,6 @@ Gathered gather(const std::vector<BufferList>& lists) {
 
     Gathered out;
     out.count = count;
-    std::vector<Interval> written, read;
     std::vector<std::vector<py::object>> rows(count, std::vector<py::object>(lists.size()));
     std::vector<DType> dtypes(count);
     for (size_t i = 0; i < count; ++i) {
@@ -131,23 +161,15 @@ Gathered gather(const std::vector<BufferList>& lists) {
             }
             if (a.size() > 0) {
                 const auto begin = reinterpret_cast<uintptr_t>(a.data());
-                (arg.written ? written : read).push_back({begin, begin + static_cast<uintptr_t>(a.nbytes()), arg.name, i});
+                const int64_t label = labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i);
+                (arg.written ? out.written : out.read)
+                    .push_back({begin, begin + static_cast<uintptr_t>(a.nbytes()), arg.name, label});
             }
             rows[i][l] = std::move(a);
         }
     }
 
-    // Overlaps: sort the written intervals; each must end before the next begins. Then each read-only one
-    // (a gradient) must miss all of them; gradients may share memory with each other.
-    std::sort(written.begin(), written.end(), [](const Interval& a, const Interval& b) { return a.begin < b.begin; });
-    for (size_t k = 1; k < written.size(); ++k) {
-        if (written[k].begin < written[k - 1].end) throw py::value_error(overlap_message(written[k - 1], written[k]));
-    }
-    for (const Interval& r : read) {
-        auto it = std::upper_bound(written.begin(), written.end(), r.begin,
-                                   [](uintptr_t address, const Interval& w) { return address < w.end; });
-        if (it != written.end() && it->begin < r.end) throw py::value_error(overlap_message(*it, r));
-    }
+    check_overlaps(out.written, out.read);
 
     for (size_t i = 0; i < count; ++i) {
         const int64_t size = static_cast<int64_t>(py::reinterpret_borrow<py::array>(rows[i][0]).size());
@@ -164,22 +186,29 @@ Gathered gather(const std::vector<BufferList>& lists) {
     return out;
 }
 
-void PreparedStep::run() {
-    if (done_) throw std::runtime_error("This prepared step has already run");
-    done_ = true;
+void PreparedStep::run_all(const std::vector<PreparedStep*>& steps) {
+    for (const PreparedStep* step : steps) {
+        if (step->done_) throw std::runtime_error("This prepared step has already run");
+    }
+    if (steps.size() > 1) {
+        std::vector<Interval> written, read;
+        for (const PreparedStep* step : steps) {
+            written.insert(written.end(), step->written_.begin(), step->written_.end());
+            read.insert(read.end(), step->read_.begin(), step->read_.end());
+        }
+        check_overlaps(written, read);
+    }
+    for (PreparedStep* step : steps) step->done_ = true;
     py::gil_scoped_release release;
-    run_();
+    for (PreparedStep* step : steps) step->run_();
 }
 
 void register_prepared_step(py::module_& m) {
     py::class_<PreparedStep>(m, "PreparedStep",
                              "A validated kernel call; run() applies it once, in place, without the GIL.")
-        .def("run", &PreparedStep::run);
+        .def("run", [](PreparedStep& step) { PreparedStep::run_all({&step}); });
     m.def(
-        "run_steps",
-        [](std::vector<PreparedStep*> steps) {
-            for (PreparedStep* step : steps) step->run();
-        },
+        "run_steps", &PreparedStep::run_all,
         py::arg("steps"), "Runs prepared steps in order (an optimizer prepares all its groups, then runs them).");
 }
 

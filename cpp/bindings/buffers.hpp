@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -38,8 +39,16 @@ struct TensorsOf {
     std::vector<size_t> positions;  // each tensor's index in the call's lists
 };
 
+// A buffer's bytes, and its name for messages.
+struct Interval {
+    uintptr_t begin, end;
+    const char* list;
+    int64_t label;
+};
+
 // The validated, non-empty tensors of a call, by dtype, and references keeping every array alive.
 struct Gathered {
+    std::vector<Interval> written, read;
     size_t count = 0;  // number of params in the call, empty ones included
     TensorsOf<float> f32;
     TensorsOf<double> f64;
@@ -48,24 +57,36 @@ struct Gathered {
 
 // Validates the lists (see the top of this file) and raises TypeError/ValueError naming the argument, index
 // and offending value.
-Gathered gather(const std::vector<BufferList>& lists);
+// `labels`, when given, are the indices messages show for each position (an optimizer's global parameter
+// indices, as it passes only the parameters that have a gradient).
+Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels);
 
 // Raises ValueError unless `values` has one entry per parameter.
 void check_length(const char* name, size_t length, size_t count);
+
+// Raises ValueError unless there is one step number per parameter, each >= 1 (bias corrections divide by
+// 1 - beta^t).
+void check_steps(const std::vector<int64_t>& steps, size_t count);
 
 // A validated call, ready to run. Running releases the GIL: this is safe because the step holds references to
 // every array (none can be freed or resized under us, as NumPy refuses to resize a referenced array) and the
 // kernels touch no Python object.
 class PreparedStep {
 public:
-    PreparedStep(std::function<void()> run, std::vector<py::object> arrays)
-        : run_(std::move(run)), arrays_(std::move(arrays)) {}
+    PreparedStep(std::function<void()> run, Gathered&& gathered)
+        : run_(std::move(run)),
+          arrays_(std::move(gathered.arrays)),
+          written_(std::move(gathered.written)),
+          read_(std::move(gathered.read)) {}
 
-    void run();
+    // Runs the steps in order, after checking that no step writes memory another step reads or writes (an
+    // optimizer prepares each parameter group separately, then runs them all). Raises before running any.
+    static void run_all(const std::vector<PreparedStep*>& steps);
 
 private:
     std::function<void()> run_;
     std::vector<py::object> arrays_;
+    std::vector<Interval> written_, read_;
     bool done_ = false;
 };
 
@@ -95,7 +116,7 @@ PreparedStep prepare(Gathered&& gathered, const Options& options, const MakeCoef
             run_f32();
             run_f64();
         },
-        std::move(gathered.arrays));
+        std::move(gathered));
 }
 
 void register_prepared_step(py::module_& m);

@@ -38,7 +38,7 @@ def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
-def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None):
     check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
     first_steps: list[bool] = []
     if momentum != 0:
@@ -51,7 +51,7 @@ def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, we
     else:
         buffers = None
     step = _core.sgd_prepare(params, grads, buffers, first_steps, lr=lr, momentum=momentum, dampening=dampening,
-                             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+                             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, labels=labels)
     return step, buffers
 
 
@@ -98,10 +98,10 @@ def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize):
+def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None):
     check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
     return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr=lr, lr_decay=lr_decay,
-                                 weight_decay=weight_decay, eps=eps, maximize=maximize)
+                                 weight_decay=weight_decay, eps=eps, maximize=maximize, labels=labels)
 
 
 def adagrad_(
@@ -141,7 +141,7 @@ def check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, ep
 
 
 def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
-                     momentum, centered, maximize, eps_in_sqrt):
+                     momentum, centered, maximize, eps_in_sqrt, labels=None):
     check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
     if centered and grad_avgs is None:
         raise TypeError("grad_avgs must be a list of arrays when centered=True")
@@ -149,7 +149,7 @@ def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *,
         raise TypeError("momentum_buffers must be a list of arrays when momentum != 0")
     return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr=lr, alpha=alpha,
                                  eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
-                                 maximize=maximize, eps_in_sqrt=eps_in_sqrt)
+                                 maximize=maximize, eps_in_sqrt=eps_in_sqrt, labels=labels)
 
 
 def rmsprop_(
@@ -200,13 +200,13 @@ def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled
 
 
 def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps,
-                  weight_decay, amsgrad, maximize, decoupled_weight_decay):
+                  weight_decay, amsgrad, maximize, decoupled_weight_decay, labels=None):
     check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     if amsgrad and max_exp_avg_sqs is None:
         raise TypeError("max_exp_avg_sqs must be a list of arrays when amsgrad=True")
     return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr=lr,
                               beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                              maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+                              maximize=maximize, decoupled_weight_decay=decoupled_weight_decay, labels=labels)
 
 
 def adam_(
