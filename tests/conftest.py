@@ -18,7 +18,7 @@ def simd_level(request):
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
     """1 or 2 threads, with a small parallel grain so that small arrays are split between threads too."""
-    previous_threads, previous_grain = _core.get_num_threads(), _core.get_parallel_grain()
+    previous_threads, previous_grain = _core.requested_num_threads(), _core.get_parallel_grain()
     _core.set_num_threads(request.param)
     _core.set_parallel_grain(8)
     yield request.param

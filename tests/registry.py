@@ -32,9 +32,12 @@ class OptimInfo:
     init_state: Callable[[list[np.ndarray], Options], dict[str, list]] = None  # type: ignore[assignment]
     functional_step: Callable[[ModuleType, list, list, dict, int, Options], None] = None  # type: ignore[assignment]
     error_inputs: list[ErrorInput] = field(default_factory=list)
+    in_torch: bool = True  # torch.optim has it (Lion and LAMB are tested against their references only)
+    exact: bool = True  # the kernel equals the reference bit for bit (LAMB's norms are summed in another order)
+    torch_rtol_float64: float = 1e-11
 
     def torch_compatible(self, options: Options) -> bool:
-        return not (set(options) & self.torch_only_skip)
+        return self.in_torch and not (set(options) & self.torch_only_skip)
 
     def ids(self) -> list[str]:
         return [f"{self.name}-" + ("-".join(f"{k}={v}" for k, v in o.items()) or "default") for o in self.option_sets]
@@ -244,7 +247,135 @@ ADAMW = OptimInfo(
     error_inputs=_ADAM_ERRORS,
 )
 
-OPTIMIZERS = [SGD, ADAGRAD, RMSPROP, ADAM, ADAMW]
+# --- Adadelta ------------------------------------------------------------------------------------------------
+
+
+def _adadelta_step(module, params, grads, state, t, o):
+    module.adadelta_(params, grads, state["square_avgs"], state["acc_deltas"], **o)
+
+
+ADADELTA = OptimInfo(
+    "Adadelta",
+    fusedoptim.Adadelta,
+    [{}, {"lr": 0.5, "rho": 0.5}, {"weight_decay": 0.1}, {"weight_decay": 0.1, "maximize": True, "eps": 1e-3}],
+    init_state=lambda params, o: {"square_avgs": _zeros(params), "acc_deltas": _zeros(params)},
+    functional_step=_adadelta_step,
+    error_inputs=[
+        ErrorInput({"lr": -0.1}, ValueError, "Invalid learning rate: -0.1"),
+        ErrorInput({"rho": 1.5}, ValueError, "Invalid rho value: 1.5"),
+        ErrorInput({"eps": -1.0}, ValueError, "Invalid epsilon value: -1.0"),
+        ErrorInput({"weight_decay": -1.0}, ValueError, "Invalid weight_decay value: -1.0"),
+    ],
+)
+
+# --- Adamax, NAdam, RAdam ------------------------------------------------------------------------------------
+
+
+def _betas(o: Options) -> Options:
+    o = dict(o)
+    beta1, beta2 = o.pop("betas", (0.9, 0.999) if "lion" not in o else (0.9, 0.99))
+    return {**o, "beta1": beta1, "beta2": beta2}
+
+
+def _adamax_step(module, params, grads, state, t, o):
+    module.adamax_(params, grads, state["exp_avgs"], state["exp_infs"], [t] * len(params), **_betas(o))
+
+
+ADAMAX = OptimInfo(
+    "Adamax",
+    fusedoptim.Adamax,
+    [{}, {"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.01, "maximize": True}, {"lr": 0.01, "betas": (0.3, 0.5)}],
+    init_state=lambda params, o: {"exp_avgs": _zeros(params), "exp_infs": _zeros(params)},
+    functional_step=_adamax_step,
+    error_inputs=_ADAM_ERRORS[:7],
+)
+
+
+def _nadam_step(module, params, grads, state, t, o):
+    module.nadam_(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["mu_products"], [t] * len(params),
+                  **_betas(o))
+
+
+NADAM = OptimInfo(
+    "NAdam",
+    fusedoptim.NAdam,
+    [
+        {},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.01, "momentum_decay": 0.01, "maximize": True},
+        {"lr": 0.01, "betas": (0.3, 0.5)},
+    ],
+    init_state=lambda params, o: {"exp_avgs": _zeros(params), "exp_avg_sqs": _zeros(params),
+                                  "mu_products": [1.0] * len(params)},
+    functional_step=_nadam_step,
+    # torch keeps mu_product in its default dtype (float32) even for float64 parameters; we keep it in double
+    torch_rtol_float64=1e-7,
+    error_inputs=_ADAM_ERRORS[:7] + [
+        ErrorInput({"momentum_decay": -0.1}, ValueError, "Invalid momentum_decay value: -0.1"),
+    ],
+)
+
+
+def _radam_step(module, params, grads, state, t, o):
+    module.radam_(params, grads, state["exp_avgs"], state["exp_avg_sqs"], [t] * len(params), **_betas(o))
+
+
+RADAM = OptimInfo(
+    "RAdam",
+    fusedoptim.RAdam,
+    [
+        {},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.01, "maximize": True},
+        {"lr": 0.01, "betas": (0.3, 0.9)},
+    ],
+    init_state=lambda params, o: {"exp_avgs": _zeros(params), "exp_avg_sqs": _zeros(params)},
+    functional_step=_radam_step,
+    error_inputs=_ADAM_ERRORS[:7],
+)
+
+# --- Lion and LAMB (not in torch: tested against their references) ------------------------------------------
+
+
+def _lion_step(module, params, grads, state, t, o):
+    o = dict(o)
+    beta1, beta2 = o.pop("betas", (0.9, 0.99))
+    module.lion_(params, grads, state["exp_avgs"], beta1=beta1, beta2=beta2, **o)
+
+
+LION = OptimInfo(
+    "Lion",
+    fusedoptim.Lion,
+    [{}, {"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.01, "maximize": True}, {"lr": 0.01, "betas": (0.5, 0.8)}],
+    init_state=lambda params, o: {"exp_avgs": _zeros(params)},
+    functional_step=_lion_step,
+    error_inputs=[
+        ErrorInput({"lr": -0.1}, ValueError, "Invalid learning rate: -0.1"),
+        ErrorInput({"betas": (1.5, 0.99)}, ValueError, "Invalid beta parameter at index 0: 1.5"),
+        ErrorInput({"weight_decay": -1.0}, ValueError, "Invalid weight_decay value: -1.0"),
+    ],
+    in_torch=False,
+)
+
+
+def _lamb_step(module, params, grads, state, t, o):
+    module.lamb_(params, grads, state["exp_avgs"], state["exp_avg_sqs"], [t] * len(params), **_betas(o))
+
+
+LAMB = OptimInfo(
+    "LAMB",
+    fusedoptim.LAMB,
+    [{}, {"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.01, "maximize": True}, {"lr": 0.01, "betas": (0.5, 0.8)}],
+    init_state=lambda params, o: {"exp_avgs": _zeros(params), "exp_avg_sqs": _zeros(params)},
+    functional_step=_lamb_step,
+    error_inputs=_ADAM_ERRORS[:7],
+    in_torch=False,
+    exact=False,
+)
+
+OPTIMIZERS = [SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADADELTA, ADAMAX, NADAM, RADAM, LION, LAMB]
 
 ALL_CASES = [(info, o) for info in OPTIMIZERS for o in info.option_sets]
 ALL_IDS = [i for info in OPTIMIZERS for i in info.ids()]
@@ -264,6 +395,15 @@ def make_params(dtype, seed=0, sizes=SIZES, misaligned=True):
     return params
 
 
-def make_grads(params, seed):
+SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan]
+
+
+def make_grads(params, seed, specials=False):
+    """Random gradients; with ``specials``, the 17-element one carries signed zeros, infinities and NaN."""
     rng = np.random.default_rng(1000 + seed)
-    return [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+    grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+    if specials:
+        for g in grads:
+            if g.shape == (17,):
+                g[3 * (seed % 3): 3 * (seed % 3) + 5] = SPECIALS
+    return grads

@@ -157,7 +157,7 @@ def test_state_dict_round_trip_is_bit_identical(info, options):
 
 
 def _adam_run(n_threads, grain, dtype=np.float32):
-    previous = _core.get_num_threads(), _core.get_parallel_grain()
+    previous = _core.requested_num_threads(), _core.get_parallel_grain()
     _core.set_num_threads(n_threads)
     _core.set_parallel_grain(grain)
     try:
@@ -192,14 +192,14 @@ def test_results_do_not_depend_on_simd_level():
 
 
 def test_thread_count_settings():
-    previous = fusedoptim.get_num_threads()
+    previous = _core.requested_num_threads()
     fusedoptim.set_num_threads(1)
     assert fusedoptim.get_num_threads() == 1
     fusedoptim.set_num_threads(0)
     assert fusedoptim.get_num_threads() >= 1
     with pytest.raises(ValueError, match="Invalid number of threads: -1"):
         fusedoptim.set_num_threads(-1)
-    fusedoptim.set_num_threads(previous if previous != fusedoptim.get_num_threads() else 0)
+    fusedoptim.set_num_threads(previous)
 
 
 def test_simd_level_selection():
@@ -236,3 +236,36 @@ def test_info_command():
     assert isinstance(facts["openmp"], bool) and facts["threads"] >= 1
     text = subprocess.run([sys.executable, "-m", "fusedoptim", "info"], capture_output=True, text=True, check=True)
     assert "simd level" in text.stdout
+
+
+def test_state_follows_its_array_when_groups_are_edited():
+    a, b = np.ones(3), np.ones(3)
+    opt = fusedoptim.Adam([a, b], lr=0.1)
+    opt.step([np.ones(3), np.full(3, -1.0)])
+    state_b = opt.state[b]
+    opt.param_groups[0]["params"].remove(a)
+    assert opt.state[b] is state_b and opt.state[0] is state_b
+    opt.step([np.full(3, -1.0)])
+    assert opt.state[b]["step"] == 2
+    assert list(opt.state) == [0] and len(opt.state) == 1
+    sd = opt.state_dict()
+    assert list(sd["state"]) == [0] and sd["state"][0]["step"] == 2
+
+
+def test_load_state_dict_fills_missing_group_keys_with_defaults():
+    p = np.ones(3)
+    opt = fusedoptim.SGD([p], lr=0.1, momentum=0.9)
+    opt.step([np.ones(3)])
+    sd = opt.state_dict()
+    del sd["param_groups"][0]["momentum_init"]  # e.g. a torch state_dict converted to NumPy
+    other = fusedoptim.SGD([np.ones(3)], lr=0.1, momentum=0.9)
+    other.load_state_dict(sd)
+    assert other.param_groups[0]["momentum_init"] == "grad"
+
+
+def test_adagrad_state_exists_from_the_start_like_torch():
+    p = np.ones(3)
+    opt = fusedoptim.Adagrad([p], initial_accumulator_value=0.5)
+    assert opt.state[p]["step"] == 0
+    np.testing.assert_array_equal(opt.state[p]["sum"], 0.5)
+    assert list(opt.state_dict()["state"]) == [0]

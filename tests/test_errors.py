@@ -13,7 +13,8 @@ import fusedoptim
 from fusedoptim import functional
 
 RICH = {"SGD": {"momentum": 0.9}, "Adagrad": {}, "RMSprop": {"centered": True, "momentum": 0.9},
-        "Adam": {"amsgrad": True}, "AdamW": {"amsgrad": True}}
+        "Adam": {"amsgrad": True}, "AdamW": {"amsgrad": True}, "Adadelta": {}, "Adamax": {}, "NAdam": {},
+        "RAdam": {}, "Lion": {}, "LAMB": {}}
 ERROR_CASES = [(info, e) for info in OPTIMIZERS for e in info.error_inputs]
 ERROR_IDS = [f"{info.name}-{e.match}" for info, e in ERROR_CASES]
 
@@ -284,3 +285,43 @@ def test_malformed_state_dict_rejected_and_nothing_changes(info, case):
     with pytest.raises((ValueError, TypeError), match=re.escape(SD_CASES[case])):
         opt.load_state_dict(_corrupt(sd, case))
     _assert_unchanged(opt, snapshot)
+
+
+@pytest.mark.parametrize("missing", ["grads", "exp_avgs", "exp_avg_sqs"])
+def test_none_for_a_required_list_is_a_type_error(missing):
+    params = _params()
+    lists = {"grads": _grads(params), "exp_avgs": [np.zeros_like(p) for p in params],
+             "exp_avg_sqs": [np.zeros_like(p) for p in params]}
+    lists[missing] = None
+    with pytest.raises(TypeError, match=f"{missing} must be a list or tuple of numpy arrays, got NoneType"):
+        functional.adam_(params, lists["grads"], lists["exp_avgs"], lists["exp_avg_sqs"], None, [1, 1, 1])
+    with pytest.raises(TypeError, match="grads must be a list or tuple of numpy arrays, got NoneType"):
+        functional.sgd_(params, None, lr=0.1)
+
+
+def test_array_made_read_only_between_prepare_and_run_is_not_written():
+    params = _params()
+    opt = fusedoptim.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=0.1)
+    before = [p.copy() for p in params]
+
+    class Sneaky(list):
+        """Python code that runs after the first group was prepared (when the second group's gradient is read)."""
+
+        def __getitem__(self, i):
+            if i == 1:
+                params[0].flags.writeable = False
+            return list.__getitem__(self, i)
+
+    with pytest.raises(ValueError, match=re.escape("params[0] became read-only before the step ran")):
+        opt.step(Sneaky(_grads(params)))
+    for p, q in zip(params, before):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_masked_arrays_are_refused():
+    with pytest.raises(TypeError, match="masked array"):
+        fusedoptim.SGD([np.ma.masked_array(np.zeros(3), mask=[0, 1, 0])])
+
+
+def test_numpy_bools_are_accepted():
+    fusedoptim.Adam(_params(), amsgrad=np.True_, maximize=np.False_)

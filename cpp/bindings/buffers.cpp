@@ -109,7 +109,7 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
     const size_t count = params.size();
     std::vector<py::sequence> seqs;
     for (size_t l = 0; l < lists.size(); ++l) {
-        if (lists[l].list.is_none()) {
+        if (!lists[l].used) {
             seqs.emplace_back();
         } else {
             seqs.push_back(l == 0 ? params : as_list(lists[l], count, false));
@@ -162,8 +162,9 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
             if (a.size() > 0) {
                 const auto begin = reinterpret_cast<uintptr_t>(a.data());
                 const int64_t label = labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i);
-                (arg.written ? out.written : out.read)
-                    .push_back({begin, begin + static_cast<uintptr_t>(a.nbytes()), arg.name, label});
+                const Interval interval{begin, begin + static_cast<uintptr_t>(a.nbytes()), arg.name, label};
+                (arg.written ? out.written : out.read).push_back(interval);
+                if (arg.written) out.written_arrays.emplace_back(a, interval);
             }
             rows[i][l] = std::move(a);
         }
@@ -197,6 +198,16 @@ void PreparedStep::run_all(const std::vector<PreparedStep*>& steps) {
             read.insert(read.end(), step->read_.begin(), step->read_.end());
         }
         check_overlaps(written, read);
+    }
+    // Python code may have run since the steps were prepared (an optimizer prepares one group after another):
+    // an array made read-only meanwhile must not be written.
+    for (const PreparedStep* step : steps) {
+        for (const auto& [array, where] : step->written_arrays_) {
+            if (!(py::detail::array_proxy(array.ptr())->flags & npy::NPY_ARRAY_WRITEABLE_)) {
+                throw py::value_error(std::string(where.list) + "[" + std::to_string(where.label) +
+                                      "] became read-only before the step ran; nothing was written");
+            }
+        }
     }
     for (PreparedStep* step : steps) step->done_ = true;
     py::gil_scoped_release release;

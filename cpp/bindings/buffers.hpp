@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include <utility>
+#include <utility>
 #include <vector>
 
 #include "fusedoptim/common.hpp"
@@ -24,12 +25,13 @@ namespace fusedoptim::bind {
 
 namespace py = pybind11;
 
-// One list argument of a kernel call. `list` is a list or tuple of arrays, or None for a buffer the call's mode
-// does not use. The first list is always `params`, the second `grads`.
+// One list argument of a kernel call: a list or tuple of arrays. A list the call's mode does not use
+// (`used == false`) is ignored, whatever it holds. The first list is always `params`, the second `grads`.
 struct BufferList {
     const char* name;
     py::handle list;
     bool written;
+    bool used = true;
 };
 
 template <class T>
@@ -53,6 +55,7 @@ struct Gathered {
     TensorsOf<float> f32;
     TensorsOf<double> f64;
     std::vector<py::object> arrays;
+    std::vector<std::pair<py::object, Interval>> written_arrays;
 };
 
 // Validates the lists (see the top of this file) and raises TypeError/ValueError naming the argument, index
@@ -76,6 +79,7 @@ public:
     PreparedStep(std::function<void()> run, Gathered&& gathered)
         : run_(std::move(run)),
           arrays_(std::move(gathered.arrays)),
+          written_arrays_(std::move(gathered.written_arrays)),
           written_(std::move(gathered.written)),
           read_(std::move(gathered.read)) {}
 
@@ -86,6 +90,7 @@ public:
 private:
     std::function<void()> run_;
     std::vector<py::object> arrays_;
+    std::vector<std::pair<py::object, Interval>> written_arrays_;
     std::vector<Interval> written_, read_;
     bool done_ = false;
 };

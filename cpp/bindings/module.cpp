@@ -1,15 +1,16 @@
 // The extension module: only registrations. Kernels live in cpp/include, validation in buffers.cpp.
 #include <pybind11/pybind11.h>
 
+#include "fusedoptim/kernel_table.hpp"
+
 namespace py = pybind11;
 
 namespace fusedoptim::bind {
 void register_info(py::module_& m);
 void register_prepared_step(py::module_& m);
-void register_sgd(py::module_& m);
-void register_adagrad(py::module_& m);
-void register_rmsprop(py::module_& m);
-void register_adam(py::module_& m);
+#define FUSEDOPTIM_DECLARE(family) void register_##family(py::module_& m);
+FUSEDOPTIM_FAMILIES(FUSEDOPTIM_DECLARE)
+#undef FUSEDOPTIM_DECLARE
 }  // namespace fusedoptim::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -17,8 +18,7 @@ PYBIND11_MODULE(_core, m) {
     using namespace fusedoptim::bind;
     register_info(m);
     register_prepared_step(m);
-    register_sgd(m);
-    register_adagrad(m);
-    register_rmsprop(m);
-    register_adam(m);
+#define FUSEDOPTIM_REGISTER(family) register_##family(m);
+    FUSEDOPTIM_FAMILIES(FUSEDOPTIM_REGISTER)
+#undef FUSEDOPTIM_REGISTER
 }

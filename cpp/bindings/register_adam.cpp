@@ -15,7 +15,7 @@ void register_adam(py::module_& m) {
                                  {"grads", grads, false},
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_avg_sqs", exp_avg_sqs, true},
-                                 {"max_exp_avg_sqs", amsgrad ? max_exp_avg_sqs : py::none(), true}}, labels);
+                                 {"max_exp_avg_sqs", max_exp_avg_sqs, true, amsgrad}}, labels);
             check_steps(steps, g.count);
             const adam::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
             const adam::Decay decay = weight_decay == 0.0   ? adam::Decay::none

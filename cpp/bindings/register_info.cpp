@@ -23,6 +23,7 @@ void register_info(py::module_& m) {
             set_num_threads(threads);
         },
         py::arg("threads"), "Sets the threads kernels may use; 0 returns to OpenMP's maximum.");
+    m.def("requested_num_threads", &requested_num_threads, "set_num_threads' value; 0 when OpenMP decides.");
     m.def("get_parallel_grain", &parallel_grain);
     m.def(
         "set_parallel_grain",

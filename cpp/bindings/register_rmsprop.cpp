@@ -15,8 +15,8 @@ void register_rmsprop(py::module_& m) {
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
                                  {"square_avgs", square_avgs, true},
-                                 {"grad_avgs", centered ? grad_avgs : py::none(), true},
-                                 {"momentum_buffers", use_momentum ? momentum_buffers : py::none(), true}}, labels);
+                                 {"grad_avgs", grad_avgs, true, centered},
+                                 {"momentum_buffers", momentum_buffers, true, use_momentum}}, labels);
             const rmsprop::Hyper hyper{lr, alpha, eps, weight_decay, momentum};
             const rmsprop::Options options{centered, use_momentum, weight_decay != 0.0, maximize, eps_in_sqrt};
             return prepare(

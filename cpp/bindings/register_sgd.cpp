@@ -13,7 +13,7 @@ void register_sgd(py::module_& m) {
             const bool use_momentum = momentum != 0.0;
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
-                                 {"momentum_buffers", use_momentum ? momentum_buffers : py::none(), true}}, labels);
+                                 {"momentum_buffers", momentum_buffers, true, use_momentum}}, labels);
             if (use_momentum) check_length("first_steps", first_steps.size(), g.count);
             const sgd::Hyper hyper{lr, momentum, dampening, weight_decay};
             const sgd::Options options{use_momentum, nesterov, weight_decay != 0.0, maximize};

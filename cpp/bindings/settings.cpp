@@ -24,14 +24,15 @@ bool has_openmp() {
 }
 
 int num_threads() {
-    const int requested = requested_threads.load(std::memory_order_relaxed);
-    if (requested > 0) return requested;
 #if defined(_OPENMP)
-    return omp_get_max_threads();
+    const int requested = requested_threads.load(std::memory_order_relaxed);
+    return requested > 0 ? requested : omp_get_max_threads();
 #else
     return 1;
 #endif
 }
+
+int requested_num_threads() { return requested_threads.load(std::memory_order_relaxed); }
 
 void set_num_threads(int threads) { requested_threads.store(threads < 0 ? 0 : threads, std::memory_order_relaxed); }
 

@@ -9,6 +9,7 @@ namespace fusedoptim::bind {
 // omp_set_num_threads, threadpoolctl), read at every call so such limits take effect.
 int num_threads();
 void set_num_threads(int threads);  // 0 returns to OpenMP's maximum
+int requested_num_threads();        // set_num_threads' value (0: none)
 bool has_openmp();
 
 // Fewest elements a thread is given; below twice this a call runs serially.

@@ -11,23 +11,37 @@ array([-0.5, -0.5, -0.5], dtype=float32)
 from __future__ import annotations
 
 from . import _core, functional, reference
+from . import lr_scheduler
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .lamb import LAMB
+from .lion import Lion
+from .nadam import NAdam
 from .optimizer import Optimizer, ParamState
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "LAMB",
+    "Lion",
+    "NAdam",
+    "RAdam",
     "Optimizer",
     "ParamState",
     "RMSprop",
     "SGD",
     "functional",
+    "lr_scheduler",
     "reference",
     "get_num_threads",
     "set_num_threads",

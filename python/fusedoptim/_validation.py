@@ -11,6 +11,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "check_bool",
     "check_nonnegative",
@@ -42,6 +44,8 @@ def check_beta(label: str, name: str, value: Any, *, closed: bool = False) -> fl
 
 
 def check_bool(name: str, value: Any) -> bool:
+    if isinstance(value, np.bool_):
+        return bool(value)
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
     return value
@@ -55,7 +59,7 @@ def check_steps(steps: Any) -> list[int]:
     for i, t in enumerate(steps):
         if isinstance(t, bool) or not isinstance(t, numbers.Integral):
             raise TypeError(f"steps[{i}] must be an int, got {type(t).__name__}: {t!r}")
-        if t < 1:
+        if not 1 <= t < 2**62:
             raise ValueError(f"Invalid step number: steps[{i}] = {t} (steps count from 1)")
         out.append(int(t))
     return out

@@ -40,6 +40,15 @@ class Adagrad(Optimizer):
                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
         super().__init__(params, defaults)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        # As torch does, the state exists from the start: step 0 and the accumulator at its initial value.
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            state = self.state._setdefault(p)
+            state.setdefault("step", 0)
+            state.setdefault("sum", np.full_like(p, group["initial_accumulator_value"]))
+
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_adagrad(group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])
         check_nonnegative("initial_accumulator_value value", "initial_accumulator_value",

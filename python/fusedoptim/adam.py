@@ -13,6 +13,13 @@ from .optimizer import Optimizer, ParamsT
 __all__ = ["Adam", "AdamW"]
 
 
+def check_betas(betas: Any) -> tuple[float, float]:
+    """A pair of coefficients (each optimizer checks their range)."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair of floats, got {betas!r}")
+    return betas[0], betas[1]
+
+
 class Adam(Optimizer):
     r"""Adam (torch.optim.Adam), with AMSGrad and optional decoupled weight decay.
 
@@ -55,10 +62,8 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        betas = group["betas"]
-        if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}")
-        F.check_adam(group["lr"], betas[0], betas[1], group["eps"], group["weight_decay"], group["amsgrad"],
+        beta1, beta2 = check_betas(group["betas"])
+        F.check_adam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
                      group["maximize"], group["decoupled_weight_decay"])
 
     def _prepare_group(self, group, indices, params, grads):

@@ -18,7 +18,7 @@ import numpy as np
 from . import _core
 from ._validation import check_beta, check_bool, check_nonnegative, check_steps
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
 
 Arrays = Sequence[np.ndarray]
 OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
@@ -40,6 +40,8 @@ def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None
 
 def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None):
     check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"params must be a list or tuple of numpy arrays, got {type(params).__name__}")
     first_steps: list[bool] = []
     if momentum != 0:
         if momentum_buffers is None or not isinstance(momentum_buffers, list):
@@ -263,3 +265,284 @@ def adamw_(
     :math:`p \leftarrow p (1 - \eta\lambda)`, ``weight_decay`` 1e-2 by default."""
     adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+
+
+# --- Adadelta ----------------------------------------------------------------------------------------------
+
+
+def check_adadelta(lr, rho, eps, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("rho value", "rho", rho, closed=True)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None):
+    check_adadelta(lr, rho, eps, weight_decay, maximize)
+    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps,
+                                  weight_decay=weight_decay, maximize=maximize, labels=labels)
+
+
+def adadelta_(
+    params: Arrays,
+    grads: Arrays,
+    square_avgs: Arrays,
+    acc_deltas: Arrays,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    r"""Adadelta (torch.optim.Adadelta; Zeiler 2012), in place.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p, \quad v \leftarrow \rho v + (1-\rho) g^2, \quad
+        \delta = \frac{\sqrt{a + \epsilon}}{\sqrt{v + \epsilon}} g, \quad
+        a \leftarrow \rho a + (1-\rho) \delta^2, \quad p \leftarrow p - \eta \delta
+    """
+    _adadelta_prepare(params, grads, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                      maximize=maximize).run()
+
+
+# --- Adamax ------------------------------------------------------------------------------------------------
+
+
+def check_adamax(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1)
+    check_beta("beta parameter at index 1", "beta2", beta2)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
+                    labels=None):
+    check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
+    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps), lr=lr, beta1=beta1,
+                                beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize, labels=labels)
+
+
+def adamax_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_infs: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 2e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    r"""Adamax (torch.optim.Adamax; Kingma & Ba 2015, section 7.1), in place.
+
+    .. math::
+        m \leftarrow \operatorname{lerp}(m, g, 1-\beta_1), \quad u \leftarrow \max(\beta_2 u, |g| + \epsilon),
+        \quad p \leftarrow p - \frac{\eta}{1-\beta_1^t} \frac{m}{u}
+    """
+    _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                    weight_decay=weight_decay, maximize=maximize).run()
+
+
+# --- NAdam -------------------------------------------------------------------------------------------------
+
+
+def check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1)
+    check_beta("beta parameter at index 1", "beta2", beta2)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_nonnegative("momentum_decay value", "momentum_decay", momentum_decay)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
+
+
+def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, lr, beta1, beta2, eps,
+                   weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels=None):
+    """Returns the prepared step and the updated momentum products (to store once the step has run)."""
+    check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+    if not isinstance(mu_products, list):
+        raise TypeError(f"mu_products must be a list of floats, got {type(mu_products).__name__}")
+    return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr=lr,
+                               beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                               momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                               maximize=maximize, labels=labels)
+
+
+def nadam_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    mu_products: list[float],
+    steps: Sequence[int],
+    *,
+    lr: float = 2e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None:
+    r"""NAdam (torch.optim.NAdam; Dozat 2016), in place, with torch's momentum schedule
+    :math:`\mu_t = \beta_1 (1 - \tfrac12 0.96^{t\psi})` and :math:`\Pi_t = \mu_1 \cdots \mu_t`.
+
+    .. math::
+        m \leftarrow \operatorname{lerp}(m, g, 1-\beta_1), \quad v \leftarrow \beta_2 v + (1-\beta_2) g^2, \quad
+        d = \sqrt{v / (1-\beta_2^t)} + \epsilon,
+
+    .. math::
+        p \leftarrow p - \eta \frac{1-\mu_t}{1-\Pi_t} \frac{g}{d}
+          - \eta \frac{\mu_{t+1}}{1-\Pi_t \mu_{t+1}} \frac{m}{d}
+
+    ``mu_products`` holds each parameter's :math:`\Pi_{t-1}` (1.0 before the first step) and is updated in place
+    to :math:`\Pi_t`.
+    """
+    step, products = _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, lr=lr, beta1=beta1,
+                                    beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    step.run()
+    mu_products[:] = products
+
+
+# --- RAdam -------------------------------------------------------------------------------------------------
+
+
+def check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1)
+    check_beta("beta parameter at index 1", "beta2", beta2)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
+
+
+def _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay,
+                   decoupled_weight_decay, maximize, labels=None):
+    check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
+    return _core.radam_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr=lr, beta1=beta1,
+                               beta2=beta2, eps=eps, weight_decay=weight_decay,
+                               decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, labels=labels)
+
+
+def radam_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None:
+    r"""RAdam (torch.optim.RAdam; Liu et al. 2020), in place.
+
+    With :math:`\rho_\infty = 2/(1-\beta_2) - 1` and :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`:
+    when :math:`\rho_t > 5`,
+    :math:`p \leftarrow p - \eta \frac{m}{1-\beta_1^t} \frac{\sqrt{1-\beta_2^t}}{\sqrt v + \epsilon} r_t` with
+    :math:`r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}`, otherwise
+    :math:`p \leftarrow p - \eta \frac{m}{1-\beta_1^t}` (moments as in Adam).
+    """
+    _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                   weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+                   maximize=maximize).run()
+
+
+# --- Lion --------------------------------------------------------------------------------------------------
+
+
+def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1, closed=True)
+    check_beta("beta parameter at index 1", "beta2", beta2, closed=True)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None):
+    check_lion(lr, beta1, beta2, weight_decay, maximize)
+    return _core.lion_prepare(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                              maximize=maximize, labels=labels)
+
+
+def lion_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    *,
+    lr: float = 1e-4,
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    r"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"; optax.lion), in place.
+
+    .. math::
+        u = \operatorname{sign}((1-\beta_1) g + \beta_1 m), \quad m \leftarrow (1-\beta_2) g + \beta_2 m, \quad
+        p \leftarrow p - \eta (u + \lambda p)
+    """
+    _lion_prepare(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                  maximize=maximize).run()
+
+
+# --- LAMB --------------------------------------------------------------------------------------------------
+
+
+def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1)
+    check_beta("beta parameter at index 1", "beta2", beta2)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
+                  labels=None):
+    check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
+    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr=lr, beta1=beta1,
+                              beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize, labels=labels)
+
+
+def lamb_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    r"""LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning"; optax.lamb), in place.
+
+    .. math::
+        m \leftarrow (1-\beta_1) g + \beta_1 m, \quad v \leftarrow (1-\beta_2) g^2 + \beta_2 v, \quad
+        u = \frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon} + \lambda p, \quad
+        p \leftarrow p - \eta\, \frac{\lVert p \rVert}{\lVert u \rVert}\, u
+
+    per parameter array (the trust ratio is 1 when either norm is 0). The norms are computed in double, in a
+    fixed order, so the result does not depend on the thread count.
+    """
+    _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                  weight_decay=weight_decay, maximize=maximize).run()

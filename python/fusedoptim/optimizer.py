@@ -20,39 +20,61 @@ ParamsT = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
 
 
 class ParamState(MutableMapping):
-    """Per-parameter state, keyed by the parameter's index (as in state_dict) or by the array itself."""
+    """Per-parameter state, keyed by the parameter array itself (as torch keys by tensor) or by its index in
+    parameter order (as in state_dict). Iterating yields the indices of the parameters that have state.
+
+    Entries follow their array, so editing ``param_groups`` never hands one parameter another's state.
+    """
 
     def __init__(self, optimizer: Optimizer) -> None:
         self._optimizer = optimizer
-        self._data: dict[int, dict[str, Any]] = {}
+        self._data: dict[int, dict[str, Any]] = {}  # id(param) -> state
+        self._owners: dict[int, np.ndarray] = {}  # keeps each param with state alive, so its id is not reused
 
-    def _index(self, key: Any) -> int:
+    def _id(self, key: Any) -> int:
         if isinstance(key, np.ndarray):
-            for i, p in enumerate(self._optimizer._params()):
-                if p is key:
-                    return i
-            raise KeyError("array is not a parameter of this optimizer")
+            if not any(p is key for p in self._optimizer._params()):
+                raise KeyError("array is not a parameter of this optimizer")
+            return id(key)
         if isinstance(key, numbers.Integral) and not isinstance(key, bool):
-            return int(key)
+            params = self._optimizer._params()
+            if not 0 <= key < len(params):
+                raise KeyError(key)
+            return id(params[key])
         raise KeyError(key)
 
+    def _get(self, p: np.ndarray) -> Optional[dict[str, Any]]:
+        return self._data.get(id(p))
+
+    def _setdefault(self, p: np.ndarray) -> dict[str, Any]:
+        self._owners[id(p)] = p
+        return self._data.setdefault(id(p), {})
+
+    def _replace(self, entries: list[tuple[np.ndarray, dict[str, Any]]]) -> None:
+        self._data = {id(p): s for p, s in entries}
+        self._owners = {id(p): p for p, _ in entries}
+
     def __getitem__(self, key: Any) -> dict[str, Any]:
-        return self._data[self._index(key)]
+        return self._data[self._id(key)]
 
     def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
-        self._data[self._index(key)] = value
+        i = self._id(key)
+        self._owners[i] = next(p for p in self._optimizer._params() if id(p) == i)
+        self._data[i] = value
 
     def __delitem__(self, key: Any) -> None:
-        del self._data[self._index(key)]
+        i = self._id(key)
+        del self._data[i]
+        self._owners.pop(i, None)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._data)
+        return (i for i, p in enumerate(self._optimizer._params()) if id(p) in self._data)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return sum(1 for _ in self)
 
     def __repr__(self) -> str:
-        return f"ParamState({self._data!r})"
+        return f"ParamState({dict(self.items())!r})"
 
 
 class Optimizer:
@@ -65,6 +87,7 @@ class Optimizer:
 
     _required_state: ClassVar[tuple[str, ...]] = ()
     _optional_state: ClassVar[tuple[str, ...]] = ()
+    _scalar_state: ClassVar[tuple[str, ...]] = ()  # per-parameter floats (NAdam's mu_product)
     _counts_steps: ClassVar[bool] = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -146,28 +169,24 @@ class Optimizer:
         """Each stepped parameter's state with every buffer in ``buffers`` present (missing ones made by its
         factory), and the callback that keeps new buffers and advances the step counts once the step has run."""
         views, additions = [], []
-        for i, p in zip(indices, params):
-            view = dict(self._state_data.get(i, {}))
+        for p in params:
+            view = dict(self.state._get(p) or {})
             view.setdefault("step", 0)
             for key, make in buffers.items():
                 if view.get(key) is None:
                     view[key] = make(p)
-                    additions.append((i, key, view[key]))
+                    additions.append((p, key, view[key]))
             views.append(view)
 
         def commit() -> None:
-            for i, key, array in additions:
-                self._state_data.setdefault(i, {})[key] = array
+            for p, key, array in additions:
+                self.state._setdefault(p)[key] = array
             if self._counts_steps:
-                for i in indices:
-                    state = self._state_data.setdefault(i, {})
+                for p in params:
+                    state = self.state._setdefault(p)
                     state["step"] = state.get("step", 0) + 1
 
         return views, commit
-
-    @property
-    def _state_data(self) -> dict[int, dict[str, Any]]:
-        return self.state._data
 
     def _check_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -190,10 +209,11 @@ class Optimizer:
             saved["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(saved)
-        state = {
-            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-            for i, s in sorted(self._state_data.items())
-        }
+        state = {}
+        for i, p in enumerate(self._params()):
+            entry = self.state._get(p)
+            if entry:
+                state[i] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -217,7 +237,8 @@ class Optimizer:
             for j, saved_id in enumerate(saved["params"]):
                 index_map[saved_id] = start + j
             start += len(group["params"])
-            new_group = {k: v for k, v in saved.items() if k != "params"}
+            # Keys the saved group lacks (an older checkpoint, a torch state_dict) take the defaults, as in torch.
+            new_group = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
             if isinstance(new_group.get("betas"), list):
                 new_group["betas"] = tuple(new_group["betas"])
             new_group["params"] = group["params"]
@@ -228,8 +249,10 @@ class Optimizer:
         if not isinstance(saved_state, Mapping):
             raise ValueError("state_dict['state'] must be a mapping from parameter index to state")
         params = self._params()
-        new_state: dict[int, dict[str, Any]] = {}
-        allowed = set(self._required_state) | set(self._optional_state) | ({"step"} if self._counts_steps else set())
+        new_state: list[tuple[np.ndarray, dict[str, Any]]] = []
+        allowed = set(self._required_state) | set(self._optional_state) | set(self._scalar_state)
+        if self._counts_steps:
+            allowed.add("step")
         for saved_id, entry in saved_state.items():
             if saved_id not in index_map:
                 raise ValueError(f"state_dict has state for parameter {saved_id!r}, which is in no parameter group")
@@ -243,7 +266,7 @@ class Optimizer:
                     f"state of parameter {saved_id!r} has unexpected keys {sorted(unknown)} for "
                     f"{type(self).__name__} (expected {sorted(allowed)})"
                 )
-            missing = [k for k in self._required_state if k not in entry]
+            missing = [k for k in self._required_state + self._scalar_state if k not in entry]
             if self._counts_steps and "step" not in entry:
                 missing.insert(0, "step")
             if missing:
@@ -253,17 +276,18 @@ class Optimizer:
                 where = f"state[{saved_id!r}][{key!r}]"
                 if key == "step":
                     state[key] = _as_step(where, value)
+                elif key in self._scalar_state:
+                    state[key] = _as_scalar(where, value)
                 elif value is None:
                     state[key] = None
                 else:
                     state[key] = _as_state_array(where, value, p)
-            new_state[i] = state
+            new_state.append((p, state))
 
         for group, new_group in zip(self.param_groups, new_groups):
             group.clear()
             group.update(new_group)
-        self._state_data.clear()
-        self._state_data.update(new_state)
+        self.state._replace(new_state)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -278,6 +302,9 @@ class Optimizer:
 def _check_param(where: str, p: Any) -> None:
     if not isinstance(p, np.ndarray):
         raise TypeError(f"optimizer can only optimize numpy arrays, but {where} is a {type(p).__name__}")
+    if isinstance(p, np.ma.MaskedArray):
+        # The kernels would update masked elements too: refuse rather than ignore the mask silently.
+        raise TypeError(f"{where} is a masked array; pass its data (p.data) if every element should be updated")
     if p.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(
             f"optimizer can only optimize float32 or float64 arrays (native byte order), but {where} has dtype {p.dtype}"
@@ -311,6 +338,14 @@ def _as_step(where: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{where} must be a non-negative integer step count, got {value!r}")
     return int(value)
+
+
+def _as_scalar(where: str, value: Any) -> float:
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{where} must be a finite float, got {value!r}")
+    return float(value)
 
 
 def _as_state_array(where: str, value: Any, p: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from . import functional as F
 from ._validation import check_steps
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
 
 Arrays = Sequence[np.ndarray]
 OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
@@ -181,3 +181,184 @@ def adamw_(
 ) -> None:
     adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+
+
+def adadelta_(
+    params: Arrays,
+    grads: Arrays,
+    square_avgs: Arrays,
+    acc_deltas: Arrays,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    F.check_adadelta(lr, rho, eps, weight_decay, maximize)
+    for p, g, v, acc in zip(params, grads, square_avgs, acc_deltas):
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + _scalar(p, weight_decay) * p
+        v[...] = v * _scalar(p, rho) + (_scalar(p, 1 - rho) * g) * g
+        std = np.sqrt(v + _scalar(p, eps))
+        delta = (np.sqrt(acc + _scalar(p, eps)) / std) * g
+        acc[...] = acc * _scalar(p, rho) + (_scalar(p, 1 - rho) * delta) * delta
+        p[...] = p + _scalar(p, -lr) * delta
+
+
+def adamax_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_infs: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 2e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    F.check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
+    for p, g, m, u, t in zip(params, grads, exp_avgs, exp_infs, check_steps(steps)):
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + _scalar(p, weight_decay) * p
+        m[...] = _lerp(m, g, _scalar(p, 1 - beta1))
+        u[...] = np.maximum(u * _scalar(p, beta2), np.abs(g) + _scalar(p, eps))
+        clr = lr / (1 - beta1**t)
+        p[...] = p + (_scalar(p, -clr) * m) / u
+
+
+def _nadam_mu(beta1: float, momentum_decay: float, t: int) -> float:
+    return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+
+
+def nadam_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    mu_products: list[float],
+    steps: Sequence[int],
+    *,
+    lr: float = 2e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None:
+    F.check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+    for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps))):
+        g = -g if maximize else g
+        param = p
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                param = p * _scalar(p, 1 - lr * weight_decay)
+            else:
+                g = g + _scalar(p, weight_decay) * p
+        mu = _nadam_mu(beta1, momentum_decay, t)
+        mu_next = _nadam_mu(beta1, momentum_decay, t + 1)
+        mu_products[i] *= mu
+        mu_product_next = mu_products[i] * mu_next
+        m[...] = _lerp(m, g, _scalar(p, 1 - beta1))
+        v[...] = v * _scalar(p, beta2) + (_scalar(p, 1 - beta2) * g) * g
+        denom = np.sqrt(v / _scalar(p, 1 - beta2**t)) + _scalar(p, eps)
+        param = param + (_scalar(p, -lr * (1 - mu) / (1 - mu_products[i])) * g) / denom
+        p[...] = param + (_scalar(p, (-lr * mu_next) / (1 - mu_product_next)) * m) / denom
+
+
+def radam_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None:
+    F.check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps)):
+        g = -g if maximize else g
+        param = p
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                param = p * _scalar(p, 1 - lr * weight_decay)
+            else:
+                g = g + _scalar(p, weight_decay) * p
+        m[...] = _lerp(m, g, _scalar(p, 1 - beta1))
+        v[...] = v * _scalar(p, beta2) + (_scalar(p, 1 - beta2) * g) * g
+        bias_correction1 = 1 - beta1**t
+        bias_correction2 = 1 - beta2**t
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
+        step = (m / _scalar(p, bias_correction1)) * _scalar(p, lr)
+        if rho_t > 5.0:
+            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            adaptive = _scalar(p, math.sqrt(bias_correction2)) / (np.sqrt(v) + _scalar(p, eps))
+            step = (step * adaptive) * _scalar(p, rect)
+        p[...] = param - step
+
+
+def lion_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    *,
+    lr: float = 1e-4,
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    """Transcribed from the paper's Algorithm 2 in optax's arithmetic (scale_by_lion, add_decayed_weights,
+    scale_by_learning_rate)."""
+    F.check_lion(lr, beta1, beta2, weight_decay, maximize)
+    for p, g, m in zip(params, grads, exp_avgs):
+        g = -g if maximize else g
+        update = np.sign(_scalar(p, 1 - beta1) * g + _scalar(p, beta1) * m)
+        m[...] = _scalar(p, 1 - beta2) * g + _scalar(p, beta2) * m
+        if weight_decay != 0:
+            update = update + _scalar(p, weight_decay) * p
+        p[...] = p + _scalar(p, -lr) * update
+
+
+def lamb_(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    """Transcribed from the paper's Algorithm 2 (with Adam's bias correction) in optax's arithmetic
+    (scale_by_adam, add_decayed_weights, scale_by_trust_ratio, scale_by_learning_rate); the norms in double."""
+    F.check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps)):
+        g = -g if maximize else g
+        m[...] = _scalar(p, 1 - beta1) * g + _scalar(p, beta1) * m
+        v[...] = _scalar(p, 1 - beta2) * (g * g) + _scalar(p, beta2) * v
+        update = (m / _scalar(p, 1 - beta1**t)) / (np.sqrt(v / _scalar(p, 1 - beta2**t)) + _scalar(p, eps))
+        if weight_decay != 0:
+            update = update + _scalar(p, weight_decay) * p
+        p_norm = float(np.sqrt(np.sum(p.astype(np.float64) ** 2)))
+        u_norm = float(np.sqrt(np.sum(update.astype(np.float64) ** 2)))
+        trust_ratio = 1.0 if p_norm == 0.0 or u_norm == 0.0 else p_norm / u_norm
+        p[...] = p + _scalar(p, -lr) * (update * _scalar(p, trust_ratio))

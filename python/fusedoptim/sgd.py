@@ -58,7 +58,7 @@ class SGD(Optimizer):
     def _prepare_group(self, group, indices, params, grads):
         buffers = None
         if group["momentum"] != 0:
-            buffers = [self._state_data.get(i, {}).get("momentum_buffer") for i in indices]
+            buffers = [(self.state._get(p) or {}).get("momentum_buffer") for p in params]
             if group["momentum_init"] == "zeros":
                 buffers = [np.zeros_like(p) if b is None else b for p, b in zip(params, buffers)]
         step, buffers = F._sgd_prepare(params, grads, buffers, lr=group["lr"], momentum=group["momentum"],
@@ -67,7 +67,7 @@ class SGD(Optimizer):
 
         def commit() -> None:
             if buffers is not None:
-                for i, b in zip(indices, buffers):
-                    self._state_data.setdefault(i, {})["momentum_buffer"] = b
+                for p, b in zip(params, buffers):
+                    self.state._setdefault(p)["momentum_buffer"] = b
 
         return step, commit

@@ -42,6 +42,15 @@ struct Batch {
 FUSEDOPTIM_INLINE float sqrt_(float x) { return __builtin_sqrtf(x); }
 FUSEDOPTIM_INLINE double sqrt_(double x) { return __builtin_sqrt(x); }
 
+FUSEDOPTIM_INLINE float abs_(float x) { return __builtin_fabsf(x); }
+FUSEDOPTIM_INLINE double abs_(double x) { return __builtin_fabs(x); }
+
+// jnp.sign: -1, 0 or 1, and NaN for NaN.
+template <class T>
+FUSEDOPTIM_INLINE T sign(T x) {
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x * T(0));
+}
+
 // torch.maximum: NaN in either argument propagates (std::max would drop a NaN in its first argument).
 template <class T>
 FUSEDOPTIM_INLINE T maximum(T a, T b) {

@@ -3,13 +3,21 @@
 
 #include <type_traits>
 
+#include "fusedoptim/kernels/adadelta.hpp"
 #include "fusedoptim/kernels/adagrad.hpp"
 #include "fusedoptim/kernels/adam.hpp"
+#include "fusedoptim/kernels/adamax.hpp"
+#include "fusedoptim/kernels/lamb.hpp"
+#include "fusedoptim/kernels/lion.hpp"
+#include "fusedoptim/kernels/nadam.hpp"
+#include "fusedoptim/kernels/radam.hpp"
 #include "fusedoptim/kernels/rmsprop.hpp"
 #include "fusedoptim/kernels/sgd.hpp"
 
-// Every optimizer family with a kernel; adding one here adds it to each instruction set's table.
-#define FUSEDOPTIM_FAMILIES(X) X(sgd) X(adagrad) X(rmsprop) X(adam)
+// Every optimizer family with a kernel. Adding one here adds it to each instruction set's table and registers
+// its binding (cpp/bindings/register_<family>.cpp defines register_<family>).
+#define FUSEDOPTIM_FAMILIES(X) \
+    X(sgd) X(adagrad) X(rmsprop) X(adam) X(adadelta) X(adamax) X(nadam) X(radam) X(lion) X(lamb)
 
 namespace fusedoptim {
 

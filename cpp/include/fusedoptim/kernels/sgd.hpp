@@ -3,7 +3,7 @@
 // Buffers: param, grad, momentum_buffer.
 //   g = -g                                  if maximize
 //   g = g + wd * p                          if weight_decay != 0
-//   b = mu * b + (1 - dampening) * g        (first step: b = g; coefficients (0, 1) on a zeroed buffer)
+//   b = mu * b + (1 - dampening) * g        (first step: b = g)
 //   g = g + mu * b  if nesterov, else g = b (when momentum != 0)
 //   p = p - lr * g
 #pragma once
@@ -25,14 +25,13 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T neg_lr, weight_decay, momentum, buffer_decay, grad_scale;
+    T neg_lr, weight_decay, momentum, grad_scale;
+    bool first_step;  // the buffer was just created: torch sets it to the gradient itself
 };
 
-// `first_step`: the momentum buffer was just created (zeroed); torch then sets it to the gradient itself.
 template <class T>
 Coeffs<T> make_coeffs(const Hyper& h, bool first_step) {
-    return {T(-h.lr), T(h.weight_decay), T(h.momentum), first_step ? T(0) : T(h.momentum),
-            first_step ? T(1) : T(1.0 - h.dampening)};
+    return {T(-h.lr), T(h.weight_decay), T(h.momentum), T(1.0 - h.dampening), first_step};
 }
 
 template <class T>
@@ -46,7 +45,9 @@ struct Update {
         if constexpr (Maximize) g = -g;
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];    // grad.add(param, alpha=wd)
         if constexpr (Momentum) {
-            const T b = buf[i] * c.buffer_decay + c.grad_scale * g;  // buf.mul_(mu).add_(g, alpha=1-damp)
+            // first step: clone(g); then buf.mul_(mu).add_(g, alpha=1-damp). `first_step` is the same for the
+            // whole tensor: the loop computes both and selects.
+            const T b = c.first_step ? g : buf[i] * c.momentum + c.grad_scale * g;
             buf[i] = b;
             if constexpr (Nesterov) {
                 g = g + c.momentum * b;                               // grad.add(buf, alpha=mu)

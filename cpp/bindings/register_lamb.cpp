@@ -1,0 +1,31 @@
+#include <pybind11/stl.h>
+
+#include "buffers.hpp"
+
+namespace fusedoptim::bind {
+
+void register_lamb(py::module_& m) {
+    m.def(
+        "lamb_prepare",
+        [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
+           std::vector<int64_t> steps, double lr, double beta1, double beta2, double eps, double weight_decay,
+           bool maximize, const std::optional<std::vector<int64_t>>& labels) {
+            Gathered g = gather({{"params", params, true},
+                                 {"grads", grads, false},
+                                 {"exp_avgs", exp_avgs, true},
+                                 {"exp_avg_sqs", exp_avg_sqs, true}},
+                                labels);
+            check_steps(steps, g.count);
+            const lamb::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
+            const lamb::Options options{weight_decay != 0.0, maximize};
+            return prepare(
+                std::move(g), options,
+                [&](auto zero, size_t i) { return lamb::make_coeffs<decltype(zero)>(hyper, steps[i]); },
+                [](auto zero) { return kernels<decltype(zero)>().lamb; });
+        },
+        py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),
+        py::kw_only(), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("maximize"), py::arg("labels") = py::none());
+}
+
+}  // namespace fusedoptim::bind

@@ -1,0 +1,93 @@
+// NAdam (torch.optim.NAdam; Dozat 2016), with torch's momentum schedule.
+//
+// Buffers: param, grad, exp_avg, exp_avg_sq. Per tensor, in double: mu_t = beta1 (1 - 0.5 * 0.96^(t psi)),
+// the running product prod_t = mu_1 ... mu_t (state "mu_product"), and prod_{t+1} = prod_t mu_{t+1}.
+//   g = -g                                  if maximize
+//   g = g + wd * p                          L2 decay, or p = p * (1 - lr * wd) when decoupled
+//   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+//   d = sqrt(v / (1 - beta2^t)) + eps
+//   p = p - lr (1 - mu_t) / (1 - prod_t) * g / d
+//   p = p - lr mu_{t+1} / (1 - prod_{t+1}) * m / d
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "fusedoptim/common.hpp"
+#include "fusedoptim/parallel.hpp"
+
+namespace fusedoptim::nadam {
+
+struct Hyper {
+    double lr, beta1, beta2, eps, weight_decay, momentum_decay;
+};
+
+struct Options {
+    bool maximize, l2, decoupled;
+};
+
+template <class T>
+struct Coeffs {
+    T beta1_weight, beta2, one_minus_beta2, bias_correction2, eps, weight_decay, decay_factor, grad_scale,
+        avg_scale;
+};
+
+// mu_t of torch's schedule.
+FUSEDOPTIM_INLINE double momentum_at(const Hyper& h, int64_t step) {
+    return h.beta1 * (1.0 - 0.5 * std::pow(0.96, static_cast<double>(step) * h.momentum_decay));
+}
+
+// `mu_product` is the product including this step's mu_t (the caller updates it with momentum_at).
+template <class T>
+Coeffs<T> make_coeffs(const Hyper& h, int64_t step, double mu_product) {
+    const double t = static_cast<double>(step);
+    const double mu = momentum_at(h, step), mu_next = momentum_at(h, step + 1);
+    const double mu_product_next = mu_product * mu_next;
+    return {T(1.0 - h.beta1),
+            T(h.beta2),
+            T(1.0 - h.beta2),
+            T(1.0 - std::pow(h.beta2, t)),
+            T(h.eps),
+            T(h.weight_decay),
+            T(1.0 - h.lr * h.weight_decay),
+            T(-h.lr * (1.0 - mu) / (1.0 - mu_product)),
+            T((-h.lr * mu_next) / (1.0 - mu_product_next))};
+}
+
+template <class T>
+using BatchOf = Batch<T, Coeffs<T>, Options>;
+
+// The element update, written once; each mode is a template argument so every loop is branch-free.
+template <class T, bool Maximize, bool L2, bool Decoupled>
+struct Update {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg,
+                                      T* exp_avg_sq, T*, T*) const {
+        T g = grad[i];
+        if constexpr (Maximize) g = -g;
+        T param = p[i];
+        if constexpr (Decoupled) param = param * c.decay_factor;               // param.mul_(1 - lr*wd)
+        if constexpr (L2) g = g + c.weight_decay * param;                     // grad.add(param, alpha=wd)
+        const T m = lerp(exp_avg[i], g, c.beta1_weight);                       // exp_avg.lerp_(g, 1-beta1)
+        exp_avg[i] = m;
+        const T v = exp_avg_sq[i] * c.beta2 + (c.one_minus_beta2 * g) * g;     // mul_(b2).addcmul_(g, g, 1-b2)
+        exp_avg_sq[i] = v;
+        const T denom = sqrt_(v / c.bias_correction2) + c.eps;                // v.div(bc2).sqrt().add_(eps)
+        param = param + (c.grad_scale * g) / denom;                            // addcdiv_(g, denom, value=...)
+        p[i] = param + (c.avg_scale * m) / denom;                              // addcdiv_(m, denom, value=...)
+    }
+};
+
+template <class Isa, class T>
+void run(const BatchOf<T>& batch) {
+    const Options& o = batch.options;
+    with_bool(o.maximize, [&](auto maximize) {
+    with_bool(o.l2, [&](auto l2) {
+    with_bool(o.decoupled, [&](auto decoupled) {
+        run_elementwise<Isa>(batch, Update<T, decltype(maximize)::value, decltype(l2)::value,
+                                           decltype(decoupled)::value>{});
+    });
+    });
+    });
+}
+
+}  // namespace fusedoptim::nadam

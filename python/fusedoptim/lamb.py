@@ -1,0 +1,53 @@
+"""LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import functional as F
+from .adam import check_betas
+from .optimizer import Optimizer, ParamsT
+
+__all__ = ["LAMB"]
+
+
+class LAMB(Optimizer):
+    r"""LAMB, as optax.lamb defines it (torch has no LAMB): Adam's direction, layer-wise trust ratio.
+
+    .. math::
+        u = \frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon} + \lambda p, \quad
+        p \leftarrow p - \eta\, \frac{\lVert p \rVert}{\lVert u \rVert}\, u
+
+    with :math:`m, v` Adam's moments (plain EMAs) and the norms taken per parameter array (ratio 1 when either
+    is 0). The norms are computed in double in a fixed order: results do not depend on the thread count.
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    _required_state = ("exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = check_betas(group["betas"])
+        F.check_lamb(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
+
+    def _prepare_group(self, group, indices, params, grads):
+        states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+        beta1, beta2 = group["betas"]
+        step = F._lamb_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                               [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
+                               eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
+                               labels=indices)
+        return step, commit

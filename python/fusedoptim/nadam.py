@@ -1,0 +1,68 @@
+"""NAdam (Dozat 2016): Adam with Nesterov momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import functional as F
+from .adam import check_betas
+from .optimizer import Optimizer, ParamsT
+
+__all__ = ["NAdam"]
+
+
+class NAdam(Optimizer):
+    r"""NAdam (torch.optim.NAdam), with torch's momentum schedule
+    :math:`\mu_t = \beta_1 (1 - \tfrac12 0.96^{t\psi})`, :math:`\Pi_t = \mu_1\cdots\mu_t`.
+
+    .. math::
+        p \leftarrow p - \eta \frac{1-\mu_t}{1-\Pi_t} \frac{g}{d}
+          - \eta \frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}} \frac{m}{d}, \quad d = \sqrt{v/(1-\beta_2^t)} + \epsilon
+
+    with Adam's moments. ``decoupled_weight_decay=True`` gives NAdamW. State: ``step``, ``mu_product`` (a
+    float, kept in double; torch keeps it in its default dtype, float32), ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    _required_state = ("exp_avg", "exp_avg_sq")
+    _scalar_state = ("mu_product",)
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = check_betas(group["betas"])
+        F.check_nadam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["momentum_decay"],
+                      group["decoupled_weight_decay"], group["maximize"])
+
+    def _prepare_group(self, group, indices, params, grads):
+        states, commit_buffers = self._gather_state(indices, params,
+                                                    {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+        beta1, beta2 = group["betas"]
+        step, products = F._nadam_prepare(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [float(s.get("mu_product", 1.0)) for s in states], [s["step"] + 1 for s in states], lr=group["lr"],
+            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"], labels=indices)
+
+        def commit() -> None:
+            commit_buffers()
+            for p, product in zip(params, products):
+                self.state._setdefault(p)["mu_product"] = product
+
+        return step, commit

@@ -1,0 +1,56 @@
+"""RAdam (Liu et al. 2020): Adam with a rectified adaptive learning rate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import functional as F
+from .adam import check_betas
+from .optimizer import Optimizer, ParamsT
+
+__all__ = ["RAdam"]
+
+
+class RAdam(Optimizer):
+    r"""RAdam (torch.optim.RAdam).
+
+    With :math:`\rho_\infty = 2/(1-\beta_2) - 1` and :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`:
+    when :math:`\rho_t > 5`,
+    :math:`p \leftarrow p - \eta \frac{m}{1-\beta_1^t} \frac{\sqrt{1-\beta_2^t}}{\sqrt v + \epsilon} r_t`
+    (:math:`r_t` the variance rectification), otherwise :math:`p \leftarrow p - \eta \frac{m}{1-\beta_1^t}`;
+    moments as in Adam. ``decoupled_weight_decay=True`` gives RAdamW. State: ``step``, ``exp_avg``,
+    ``exp_avg_sq``.
+    """
+
+    _required_state = ("exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        beta1, beta2 = check_betas(group["betas"])
+        F.check_radam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                      group["decoupled_weight_decay"], group["maximize"])
+
+    def _prepare_group(self, group, indices, params, grads):
+        states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+        beta1, beta2 = group["betas"]
+        step = F._radam_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                                [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
+                                eps=group["eps"], weight_decay=group["weight_decay"],
+                                decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
+                                labels=indices)
+        return step, commit
