@@ -300,20 +300,14 @@ def test_none_for_a_required_list_is_a_type_error(missing):
 
 
 def test_array_made_read_only_between_prepare_and_run_is_not_written():
+    """An optimizer prepares every group, then runs them all: Python code (another thread) can run in between."""
     params = _params()
-    opt = fusedoptim.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=0.1)
     before = [p.copy() for p in params]
-
-    class Sneaky(list):
-        """Python code that runs after the first group was prepared (when the second group's gradient is read)."""
-
-        def __getitem__(self, i):
-            if i == 1:
-                params[0].flags.writeable = False
-            return list.__getitem__(self, i)
-
-    with pytest.raises(ValueError, match=re.escape("params[0] became read-only before the step ran")):
-        opt.step(Sneaky(_grads(params)))
+    step, _ = functional._sgd_prepare(params, _grads(params), None, lr=0.1, momentum=0.0, dampening=0.0,
+                                      weight_decay=0.0, nesterov=False, maximize=False)
+    params[1].flags.writeable = False
+    with pytest.raises(ValueError, match=re.escape("params[1] became read-only before the step ran")):
+        step.run()
     for p, q in zip(params, before):
         np.testing.assert_array_equal(p, q)
 

@@ -11,6 +11,9 @@ array([-0.5, -0.5, -0.5], dtype=float32)
 from __future__ import annotations
 
 from . import _core, functional, reference
+from .checkpoint import load, save
+from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
+from .ema import EMA, ema_
 from . import lr_scheduler
 from .adadelta import Adadelta
 from .adagrad import Adagrad

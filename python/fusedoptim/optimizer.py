@@ -6,6 +6,7 @@ then commits new state and step counts: an error anywhere leaves parameters, sta
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Optional, Union
@@ -13,6 +14,8 @@ from typing import Any, ClassVar, Optional, Union
 import numpy as np
 
 from . import _core
+from . import clip as _clip
+from ._validation import check_bool, check_nonnegative
 
 __all__ = ["Optimizer", "ParamState"]
 
@@ -98,7 +101,12 @@ class Optimizer:
             raise TypeError(
                 "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
             )
-        groups = list(params)
+        self.skipped_steps = 0  # steps skipped by the non-finite guard
+        self.last_grad_norm: Optional[float] = None  # the norm found by the last guarded or clipped step
+        if isinstance(params, Mapping):
+            groups: list[Any] = [{"params": params}]
+        else:
+            groups = list(params)
         if len(groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -116,11 +124,24 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         params = param_group.get("params")
+        names: Optional[list[str]] = None
         if isinstance(params, np.ndarray):
             params = [params]
+        elif isinstance(params, Mapping):
+            names = list(params.keys())
+            if not all(isinstance(n, str) for n in names):
+                raise TypeError("named parameters must be a dict from str names to numpy arrays")
+            params = list(params.values())
         elif isinstance(params, (set, frozenset)) or params is None:
-            raise TypeError("a parameter group's 'params' must be a list of numpy arrays")
+            raise TypeError("a parameter group's 'params' must be a list of numpy arrays or a dict of named arrays")
         params = list(params)
+        if self.param_groups and (names is None) != (self._names() is None):
+            raise ValueError("either every parameter group is given by name (a dict) or none is")
+        if names is not None:
+            taken = set(self._names() or [])
+            duplicates = [n for n in names if n in taken]
+            if duplicates:
+                raise ValueError(f"parameter names appear in more than one group: {duplicates}")
         start = len(self._params())
         for j, p in enumerate(params):
             _check_param(f"params[{start + j}]", p)
@@ -128,21 +149,50 @@ class Optimizer:
         group = dict(self.defaults)
         group.update(param_group)
         group["params"] = params
+        if names is not None:
+            group["param_names"] = names
         self._check_group(group)
         self.param_groups.append(group)
 
+    def _names(self) -> Optional[list[str]]:
+        """The parameters' names in parameter order, when they were given by name."""
+        if not self.param_groups or "param_names" not in self.param_groups[0]:
+            return None
+        return [n for group in self.param_groups for n in group["param_names"]]
+
     # --- the step -------------------------------------------------------------------------------------------
 
-    def step(self, grads: Sequence[Optional[np.ndarray]]) -> None:
+    def step(
+        self,
+        grads: Union[Sequence[Optional[np.ndarray]], Mapping[str, Optional[np.ndarray]]],
+        *,
+        skip_if_nonfinite: bool = False,
+        max_grad_norm: Optional[float] = None,
+        norm_type: float = 2.0,
+    ) -> bool:
         """Updates every parameter in place from ``grads``: one gradient per parameter, in parameter order
-        (flattened over groups); ``None`` leaves that parameter and its state untouched."""
+        (flattened over groups), or a dict by name for named parameters; ``None`` (or a missing name) leaves
+        that parameter and its state untouched.
+
+        ``skip_if_nonfinite``: when any gradient holds inf or NaN, change nothing (parameters, state, step
+        counts) and return False; ``skipped_steps`` counts such steps. ``max_grad_norm``: first scale the
+        gradients in place so their total ``norm_type``-norm is at most this (``clip_grad_norm_``). Asked
+        together, both use one fused pass over the gradients; the norm is kept in ``last_grad_norm``.
+        Returns True when the step was applied. Every array is checked before anything is written.
+        """
+        if isinstance(grads, Mapping):
+            grads = self._grads_by_name(grads)
         if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
             raise TypeError(
                 f"grads must be a list with one gradient (or None) per parameter, got {type(grads).__name__}"
             )
+        grads = list(grads)  # no user code (a custom sequence) may run between preparing and running
         count = sum(len(group["params"]) for group in self.param_groups)
         if len(grads) != count:
             raise ValueError(f"Expected {count} gradients (one per parameter, in parameter order), got {len(grads)}")
+        check_bool("skip_if_nonfinite", skip_if_nonfinite)
+        if max_grad_norm is not None:
+            max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
         prepared, commits = [], []
         start = 0
         for group in self.param_groups:
@@ -159,9 +209,30 @@ class Optimizer:
                 step, commit = self._prepare_group(group, indices, params, group_grads)
                 prepared.append(step)
                 commits.append(commit)
+        if skip_if_nonfinite or max_grad_norm is not None:
+            present = [g for g in grads if g is not None]
+            total = float(_core.total_norm(present, _clip._norm_type(norm_type)))
+            self.last_grad_norm = total
+            if skip_if_nonfinite and not math.isfinite(total):
+                self.skipped_steps += 1
+                return False
+            if max_grad_norm is not None:
+                clip_coef = max_grad_norm / (total + 1e-6)
+                if not clip_coef >= 1.0:
+                    _core.scale_(present, clip_coef)
         _core.run_steps(prepared)
         for commit in commits:
             commit()
+        return True
+
+    def _grads_by_name(self, grads: Mapping[str, Optional[np.ndarray]]) -> list[Optional[np.ndarray]]:
+        names = self._names()
+        if names is None:
+            raise TypeError("grads can be a dict only when the parameters were given by name")
+        unknown = sorted(set(grads) - set(names))
+        if unknown:
+            raise ValueError(f"grads has names that are not parameters of this optimizer: {unknown}")
+        return [grads.get(n) for n in names]
 
     def _gather_state(
         self, indices: list[int], params: list[np.ndarray], buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]]
@@ -199,25 +270,33 @@ class Optimizer:
     # --- state_dict -----------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """torch's layout: ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
+        """torch's layout: ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``, with names
+        instead of indices when the parameters were given by name.
 
         Arrays are copies, so the snapshot does not change as training goes on.
         """
+        names = self._names()
+        keys: list[Any] = names if names is not None else list(range(len(self._params())))
         groups, start = [], 0
         for group in self.param_groups:
-            saved = {k: v for k, v in group.items() if k != "params"}
-            saved["params"] = list(range(start, start + len(group["params"])))
+            saved = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+            saved["params"] = keys[start : start + len(group["params"])]
             start += len(group["params"])
             groups.append(saved)
         state = {}
-        for i, p in enumerate(self._params()):
+        for key, p in zip(keys, self._params()):
             entry = self.state._get(p)
             if entry:
-                state[i] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
+                state[key] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Loads a :meth:`state_dict`; checks all of it first and changes nothing if any part does not fit."""
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Loads a :meth:`state_dict`; checks all of it first and changes nothing if any part does not fit.
+
+        Named parameters are matched by name: with ``strict`` a name missing from either side is an error;
+        without it, saved names that are not parameters are ignored and parameters absent from the file keep
+        their state.
+        """
         if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a mapping with keys 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]
@@ -226,22 +305,37 @@ class Optimizer:
         index_map: dict[Any, int] = {}
         new_groups = []
         start = 0
+        names = self._names()
+        if names is not None:
+            saved_names = [n for saved in saved_groups if isinstance(saved, Mapping) for n in saved.get("params", [])]
+            missing = sorted(set(names) - set(saved_names))
+            unexpected = sorted(set(saved_names) - set(names))
+            if strict and (missing or unexpected):
+                raise ValueError(
+                    f"state_dict does not match the parameters by name: missing {missing}, unexpected {unexpected}"
+                )
+            index_map = {n: i for i, n in enumerate(names)}
         for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if not isinstance(saved, Mapping) or not isinstance(saved.get("params"), Sequence):
                 raise ValueError(f"loaded parameter group {g} must be a mapping with a 'params' list")
-            if len(saved["params"]) != len(group["params"]):
+            if names is not None:
+                pass  # matched by name above
+            elif len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"loaded state dict contains a parameter group ({g}) that doesn't match the size of "
                     f"optimizer's group ({len(saved['params'])} != {len(group['params'])})"
                 )
-            for j, saved_id in enumerate(saved["params"]):
-                index_map[saved_id] = start + j
+            if names is None:
+                for j, saved_id in enumerate(saved["params"]):
+                    index_map[saved_id] = start + j
             start += len(group["params"])
             # Keys the saved group lacks (an older checkpoint, a torch state_dict) take the defaults, as in torch.
             new_group = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
             if isinstance(new_group.get("betas"), list):
                 new_group["betas"] = tuple(new_group["betas"])
             new_group["params"] = group["params"]
+            if "param_names" in group:
+                new_group["param_names"] = group["param_names"]
             self._check_group(new_group)
             new_groups.append(new_group)
 
@@ -253,9 +347,13 @@ class Optimizer:
         allowed = set(self._required_state) | set(self._optional_state) | set(self._scalar_state)
         if self._counts_steps:
             allowed.add("step")
+        loaded: set[int] = set()
         for saved_id, entry in saved_state.items():
             if saved_id not in index_map:
+                if names is not None and not strict:
+                    continue
                 raise ValueError(f"state_dict has state for parameter {saved_id!r}, which is in no parameter group")
+            loaded.add(index_map[saved_id])
             i = index_map[saved_id]
             p = params[i]
             if not isinstance(entry, Mapping):
@@ -284,6 +382,11 @@ class Optimizer:
                     state[key] = _as_state_array(where, value, p)
             new_state.append((p, state))
 
+        if names is not None and not strict:  # parameters absent from the file keep their state
+            for i, p in enumerate(params):
+                entry = self.state._get(p)
+                if i not in loaded and entry is not None:
+                    new_state.append((p, entry))
         for group, new_group in zip(self.param_groups, new_groups):
             group.clear()
             group.update(new_group)
@@ -293,7 +396,7 @@ class Optimizer:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
-            for key in sorted(k for k in group if k != "params"):
+            for key in sorted(k for k in group if k not in ("params", "param_names")):
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)

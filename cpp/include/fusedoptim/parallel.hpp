@@ -119,4 +119,56 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
     });
 }
 
+// Deterministic reductions. Each tensor is cut into fixed blocks of kReduceBlock elements; `block(k, lo, hi,
+// partial)` reduces one block into `partial[0..N)`; threads only decide who computes a block. The block partials
+// are then combined in block order with `combine`, into out[k * N + j]. So the result is the same for any thread
+// count, and, when `block` fixes its own summation order (see kLanes), for any SIMD level too.
+inline constexpr int64_t kReduceBlock = 4096;
+inline constexpr int kLanes = 8;  // independent accumulators per block: element i goes to lane i % kLanes
+
+template <class Isa, int N, class T, class C, class O, class Block, class Combine>
+void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block, const Combine& combine) {
+    const int64_t count = batch.count;
+    const int64_t total = batch.offsets[count];
+    // new[]/delete[] rather than std containers: this code is compiled once per ISA (see common.hpp).
+    int64_t* first_block = new int64_t[count + 1];
+    int64_t blocks = 0;
+    for (int64_t k = 0; k < count; ++k) {
+        first_block[k] = blocks;
+        blocks += (batch.tensors[k].size + kReduceBlock - 1) / kReduceBlock;
+    }
+    first_block[count] = blocks;
+    double* partials = new double[blocks * N > 0 ? blocks * N : 1];
+    auto run_blocks = [&](int64_t begin, int64_t end) {
+        int64_t k = 0;
+        for (int64_t b = begin; b < end; ++b) {
+            while (first_block[k + 1] <= b) ++k;
+            const int64_t lo = (b - first_block[k]) * kReduceBlock;
+            const int64_t hi = lo + kReduceBlock < batch.tensors[k].size ? lo + kReduceBlock : batch.tensors[k].size;
+            block(k, lo, hi, partials + b * N);
+        }
+    };
+    const int threads = plan_threads(total, batch.num_threads, batch.grain);
+    if (threads <= 1) {
+        run_blocks(0, blocks);
+    } else {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+        {
+            const int t = omp_get_thread_num(), n = omp_get_num_threads();
+            run_blocks(blocks * t / n, blocks * (t + 1) / n);
+        }
+#endif
+    }
+    for (int64_t k = 0; k < count; ++k) {
+        for (int j = 0; j < N; ++j) {
+            double acc = first_block[k] < first_block[k + 1] ? partials[first_block[k] * N + j] : 0.0;
+            for (int64_t b = first_block[k] + 1; b < first_block[k + 1]; ++b) acc = combine(acc, partials[b * N + j]);
+            out[k * N + j] = acc;
+        }
+    }
+    delete[] partials;
+    delete[] first_block;
+}
+
 }  // namespace fusedoptim

@@ -9,10 +9,8 @@
 //   p = p - lr * (u * r)
 //
 // Two passes: the first updates m and v and sums p^2 and u^2, the second recomputes u from the new m and v
-// and applies it (recomputing costs less memory traffic than storing u). The sums are deterministic for any
-// thread count and any SIMD level: each tensor is cut into fixed blocks, each block is summed into eight
-// double accumulators in a fixed order (element i into accumulator i mod 8), and the block sums are added in
-// block order. Threads only decide who computes a block, not how.
+// and applies it (recomputing costs less memory traffic than storing u). The sums go through reduce_blocks
+// (parallel.hpp), so they are the same for any thread count and any SIMD level.
 #pragma once
 
 #include <cmath>
@@ -53,9 +51,6 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
-inline constexpr int64_t kBlock = 4096;  // elements per reduction block: fixed, so sums never depend on threads
-inline constexpr int kLanes = 8;
-
 // The direction u of the element, from the already updated moments.
 template <class T, bool WeightDecay>
 FUSEDOPTIM_INLINE T direction(const Coeffs<T>& c, T p, T m, T v) {
@@ -81,28 +76,15 @@ FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, int64_t i, const T* p, const 
 template <class Isa, class T, bool WeightDecay, bool Maximize>
 void run_variant(const BatchOf<T>& batch) {
     const int64_t count = batch.count;
-    const int64_t total = batch.offsets[count];
-    if (total == 0) return;
-    // Scratch: per tensor its first block index (count + 1 entries), the trust ratios, then per block two sums.
-    int64_t blocks = 0;
-    int64_t* first_block = new int64_t[count + 1];
-    for (int64_t k = 0; k < count; ++k) {
-        first_block[k] = blocks;
-        blocks += (batch.tensors[k].size + kBlock - 1) / kBlock;
-    }
-    first_block[count] = blocks;
-    double* sums = new double[2 * blocks];
-    double* ratios = new double[count];
+    if (batch.offsets[count] == 0) return;
+    double* sums = new double[2 * count];  // per tensor: sum of p^2, sum of u^2
 
-    // Pass 1: moments and per-block sums of p^2 and u^2.
-    auto block_pass = [&](int64_t begin, int64_t end) {
-        int64_t k = 0;
-        for (int64_t b = begin; b < end; ++b) {
-            while (first_block[k + 1] <= b) ++k;
+    // Pass 1: moments, and the sums of p^2 and u^2 (eight lanes per block, in a fixed order).
+    reduce_blocks<Isa, 2>(
+        batch, sums,
+        [&](int64_t k, int64_t lo, int64_t hi, double* partial) {
             const TensorRef<T>& t = batch.tensors[k];
             const Coeffs<T>& c = batch.coeffs[k];
-            const int64_t lo = (b - first_block[k]) * kBlock;
-            const int64_t hi = lo + kBlock < t.size ? lo + kBlock : t.size;
             double p_acc[kLanes] = {}, u_acc[kLanes] = {};
             int64_t i = lo;
             for (; i + kLanes <= hi; i += kLanes) {
@@ -114,54 +96,30 @@ void run_variant(const BatchOf<T>& batch) {
             for (int j = 0; i < hi; ++i, ++j) {
                 moments<T, WeightDecay, Maximize>(c, i, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j], u_acc[j]);
             }
-            double p_sum = 0.0, u_sum = 0.0;
+            partial[0] = partial[1] = 0.0;
             for (int j = 0; j < kLanes; ++j) {
-                p_sum += p_acc[j];
-                u_sum += u_acc[j];
+                partial[0] += p_acc[j];
+                partial[1] += u_acc[j];
             }
-            sums[2 * b] = p_sum;
-            sums[2 * b + 1] = u_sum;
-        }
-    };
-    const int block_threads = plan_threads(total, batch.num_threads, batch.grain);
-    if (block_threads <= 1) {
-        block_pass(0, blocks);
-    } else {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(block_threads)
-        {
-            const int t = omp_get_thread_num(), n = omp_get_num_threads();
-            block_pass(blocks * t / n, blocks * (t + 1) / n);
-        }
-#endif
-    }
+        },
+        [](double a, double b) { return a + b; });
 
-    // Trust ratios, in block order.
-    for (int64_t k = 0; k < count; ++k) {
-        double p_sum = 0.0, u_sum = 0.0;
-        for (int64_t b = first_block[k]; b < first_block[k + 1]; ++b) {
-            p_sum += sums[2 * b];
-            u_sum += sums[2 * b + 1];
-        }
-        const double p_norm = std::sqrt(p_sum), u_norm = std::sqrt(u_sum);
-        ratios[k] = (p_norm == 0.0 || u_norm == 0.0) ? 1.0 : p_norm / u_norm;  // scale_by_trust_ratio
-    }
-
-    // Pass 2: p = p - lr * (u * r).
+    // Pass 2: p = p - lr * (u * r), r = ||p|| / ||u|| (1 when either is 0: scale_by_trust_ratio).
     for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
         const TensorRef<T>& t = batch.tensors[k];
         const Coeffs<T> c = batch.coeffs[k];
-        const T ratio = T(ratios[k]);
+        const double p_norm = std::sqrt(sums[2 * k]), u_norm = std::sqrt(sums[2 * k + 1]);
+        const T ratio = T((p_norm == 0.0 || u_norm == 0.0) ? 1.0 : p_norm / u_norm);
         T* const p = t.buf[0] + lo;
         const T* const m = t.buf[2] + lo;
         const T* const v = t.buf[3] + lo;
         const int64_t n = hi - lo;
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) p[i] = p[i] + c.neg_lr * (direction<T, WeightDecay>(c, p[i], m[i], v[i]) * ratio);
+        for (int64_t i = 0; i < n; ++i) {
+            p[i] = p[i] + c.neg_lr * (direction<T, WeightDecay>(c, p[i], m[i], v[i]) * ratio);
+        }
     });
-    delete[] first_block;
     delete[] sums;
-    delete[] ratios;
 }
 
 template <class Isa, class T>

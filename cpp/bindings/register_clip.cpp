@@ -1,0 +1,32 @@
+#include <pybind11/stl.h>
+
+#include "buffers.hpp"
+
+namespace fusedoptim::bind {
+
+namespace {
+
+void run_clip(py::object grads, const clip::Options& options, double scale, double lo, double hi) {
+    Gathered g = gather({{"grads", grads, true}}, std::nullopt);
+    auto step = prepare(
+        std::move(g), options,
+        [&](auto zero, size_t) {
+            using T = decltype(zero);
+            return clip::Coeffs<T>{T(scale), T(lo), T(hi)};
+        },
+        [](auto zero) { return kernels<decltype(zero)>().clip; });
+    PreparedStep::run_all({&step});
+}
+
+}  // namespace
+
+void register_clip(py::module_& m) {
+    m.def(
+        "scale_", [](py::object grads, double factor) { run_clip(grads, clip::Options{false}, factor, 0.0, 0.0); },
+        py::arg("grads"), py::arg("factor"), "grads *= factor, in place (the factor rounded to each array's dtype).");
+    m.def(
+        "clamp_", [](py::object grads, double lo, double hi) { run_clip(grads, clip::Options{true}, 1.0, lo, hi); },
+        py::arg("grads"), py::arg("lo"), py::arg("hi"), "Clamps grads to [lo, hi] in place; NaN stays NaN.");
+}
+
+}  // namespace fusedoptim::bind

@@ -1,0 +1,261 @@
+"""The training-loop toolkit: clipping, the non-finite guard, weight averaging, named parameters, checkpoints."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from registry import make_grads, make_params
+
+import fusedoptim
+from fusedoptim import _core
+from fusedoptim.lr_scheduler import StepLR
+
+
+def _grads(dtype=np.float32, seed=0, scale=10.0):
+    rng = np.random.default_rng(seed)
+    return [(scale * rng.standard_normal(s)).astype(dtype) for s in [(100,), (7, 3), (1,), (10000,)]]
+
+
+# --- norms and clipping ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0, 0.5])
+def test_total_norm_matches_numpy(norm_type, dtype):
+    grads = _grads(dtype)
+    flat = np.concatenate([g.ravel().astype(np.float64) for g in grads])
+    expected = np.max(np.abs(flat)) if norm_type == float("inf") else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
+    assert fusedoptim.get_total_norm(grads, norm_type) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
+def test_total_norm_is_bitwise_the_same_for_any_thread_count_and_simd_level(norm_type):
+    grads = make_params(np.float32, sizes=[3, 100003, 17, 65536, 5000])
+    previous = _core.requested_num_threads(), _core.get_parallel_grain(), _core.simd_level()
+    results = set()
+    try:
+        for level in _core.supported_simd_levels():
+            _core.set_simd_level(level)
+            for threads, grain in [(1, 32768), (2, 1), (2, 5000)]:
+                _core.set_num_threads(threads)
+                _core.set_parallel_grain(grain)
+                results.add(fusedoptim.get_total_norm(grads, norm_type))
+    finally:
+        _core.set_num_threads(previous[0])
+        _core.set_parallel_grain(previous[1])
+        _core.set_simd_level(previous[2])
+    assert len(results) == 1
+
+
+def test_nonfinite_gradients_give_a_nonfinite_norm():
+    for bad in (np.nan, np.inf, -np.inf):
+        grads = _grads()
+        grads[3][1234] = bad
+        for norm_type in (2.0, 1.0, float("inf")):
+            assert not np.isfinite(fusedoptim.get_total_norm(grads, norm_type))
+
+
+@pytest.mark.parametrize("max_norm", [1.0, 1e6])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm_matches_torch(max_norm, norm_type, dtype):
+    torch = pytest.importorskip("torch")
+    grads = _grads(dtype)
+    tparams = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.from_numpy(g).dtype)) for g in grads]
+    for p, g in zip(tparams, grads):
+        p.grad = torch.from_numpy(g.copy())
+    total = fusedoptim.clip_grad_norm_(grads, max_norm, norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert total == pytest.approx(float(ttotal), rel=rtol)
+    for g, p in zip(grads, tparams):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=rtol, atol=1e-7)
+
+
+def test_clip_grad_value_and_errors():
+    grads = [np.array([-3.0, 0.5, np.nan, 7.0], np.float32)]
+    fusedoptim.clip_grad_value_(grads, 1.0)
+    np.testing.assert_array_equal(grads[0], np.array([-1.0, 0.5, np.nan, 1.0], np.float32))
+    with pytest.raises(ValueError, match="Invalid clip_value: -1"):
+        fusedoptim.clip_grad_value_(grads, -1)
+    with pytest.raises(ValueError, match="Invalid max_norm: -1"):
+        fusedoptim.clip_grad_norm_(grads, -1)
+    with pytest.raises(ValueError, match="Invalid norm_type: 0"):
+        fusedoptim.get_total_norm(grads, 0)
+    bad = [np.array([1.0, np.inf])]
+    with pytest.raises(RuntimeError, match="non-finite"):
+        fusedoptim.clip_grad_norm_(bad, 1.0, error_if_nonfinite=True)
+    np.testing.assert_array_equal(bad[0], [1.0, np.inf])
+    read_only = np.ones(3)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match=re.escape("grads[0] is read-only")):
+        fusedoptim.clip_grad_norm_([read_only], 0.1)
+
+
+# --- the non-finite guard ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_guard_skips_the_whole_step_and_counts_it(bad):
+    params = make_params(np.float32, sizes=[5, 1025], misaligned=False)
+    opt = fusedoptim.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.1)
+    assert opt.step(make_grads(params, 1), skip_if_nonfinite=True)
+    snapshot = opt.state_dict()
+    before = [p.copy() for p in params]
+    grads = make_grads(params, 2)
+    grads[1][3] = bad
+    assert opt.step(grads, skip_if_nonfinite=True, max_grad_norm=1.0) is False
+    assert opt.skipped_steps == 1 and not np.isfinite(opt.last_grad_norm)
+    for p, q in zip(params, before):
+        np.testing.assert_array_equal(p, q)
+    now = opt.state_dict()
+    for i, entry in snapshot["state"].items():
+        assert now["state"][i]["step"] == entry["step"] == 1
+        np.testing.assert_array_equal(now["state"][i]["exp_avg"], entry["exp_avg"])
+    assert opt.step(make_grads(params, 3), skip_if_nonfinite=True)
+    assert opt.state[0]["step"] == 2
+
+
+def test_step_clips_by_global_norm_in_the_same_pass():
+    params = [np.zeros(4), np.zeros(3)]
+    opt = fusedoptim.SGD(params, lr=1.0)
+    grads = [np.full(4, 3.0), np.full(3, 4.0)]
+    expected = [g * (1.0 / (np.sqrt(36 + 48) + 1e-6)) for g in grads]
+    assert opt.step(grads, max_grad_norm=1.0)
+    assert opt.last_grad_norm == pytest.approx(np.sqrt(84))
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p, -e, rtol=1e-15)
+
+
+# --- weight averaging --------------------------------------------------------------------------------------
+
+
+def test_ema_matches_torch_formula():
+    params = [np.random.default_rng(0).standard_normal(1001).astype(np.float32)]
+    ema = fusedoptim.EMA(params, decay=0.9)
+    expected = params[0].copy()
+    for t in range(5):
+        params[0] += np.float32(0.1 * (t + 1))
+        ema.update()
+        weight = np.float32(1 - 0.9)
+        expected = expected + weight * (params[0] - expected)  # torch.lerp, weight < 0.5
+    np.testing.assert_array_equal(ema.averages[0], expected)
+    target = [np.zeros_like(params[0])]
+    ema.copy_to(target)
+    np.testing.assert_array_equal(target[0], expected)
+    with pytest.raises(ValueError, match="Invalid decay: 1.5"):
+        fusedoptim.EMA(params, decay=1.5)
+
+
+# --- named parameters --------------------------------------------------------------------------------------
+
+
+def test_named_parameters_key_state_by_name():
+    w, b = np.ones(3), np.zeros(2)
+    opt = fusedoptim.Adam({"w": w, "b": b}, lr=0.1)
+    opt.step({"w": np.ones(3), "b": None})
+    sd = opt.state_dict()
+    assert list(sd["state"]) == ["w"] and sd["param_groups"][0]["params"] == ["w", "b"]
+    reordered = fusedoptim.Adam({"b": np.zeros(2), "w": np.ones(3)}, lr=0.1)
+    reordered.load_state_dict(sd)
+    assert reordered.state[1]["step"] == 1  # "w" is second here
+    with pytest.raises(ValueError, match=re.escape("missing ['c']")):
+        fusedoptim.Adam({"w": np.ones(3), "b": np.zeros(2), "c": np.ones(1)}).load_state_dict(sd)
+    partial = fusedoptim.Adam({"w": np.ones(3), "c": np.ones(1)})
+    partial.load_state_dict(sd, strict=False)
+    assert partial.state[0]["step"] == 1
+    with pytest.raises(ValueError, match="not parameters of this optimizer"):
+        opt.step({"x": np.ones(3)})
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------
+
+_TRAIN = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import fusedoptim
+    from fusedoptim.lr_scheduler import StepLR
+
+    def grads(params, t):
+        rng = np.random.default_rng(1000 + t)
+        return {k: rng.standard_normal(p.shape).astype(p.dtype) for k, p in params.items()}
+
+    def build():
+        rng = np.random.default_rng(0)
+        params = {"w": rng.standard_normal((40, 30)).astype(np.float32), "b": np.zeros(30, np.float32)}
+        opt = fusedoptim.{cls}(params, lr=0.01)
+        sched = StepLR(opt, step_size=3, gamma=0.5)
+        return params, opt, sched
+
+    mode, path, n, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    params, opt, sched = build()
+    if mode == "resume":
+        extra = fusedoptim.load(path, optimizer=opt, scheduler=sched, params=params)
+        start = extra["t"]
+    else:
+        start = 0
+    stop = k if mode == "first" else n
+    for t in range(start, stop):
+        opt.step(grads(params, t), max_grad_norm=50.0)
+        sched.step()
+    if mode == "first":
+        fusedoptim.save(path, optimizer=opt, scheduler=sched, params=params, extra={"t": stop})
+    else:
+        np.savez(path + ".out.npz", **params)
+    """
+)
+
+
+@pytest.mark.parametrize("cls", ["Adam", "SGD", "NAdam", "LAMB"])
+def test_checkpoint_resume_in_a_new_process_is_bit_identical(tmp_path, cls):
+    script = tmp_path / "train.py"
+    script.write_text(_TRAIN.replace("{cls}", cls))
+    ckpt, straight = str(tmp_path / "ckpt.npz"), str(tmp_path / "straight")
+
+    def run(*args):
+        subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True, text=True)
+
+    run("straight", straight, "10", "0")
+    run("first", ckpt, "10", "4")
+    run("resume", ckpt, "10", "4")
+    with np.load(straight + ".out.npz") as a, np.load(ckpt + ".out.npz") as b:
+        for key in ("w", "b"):
+            np.testing.assert_array_equal(a[key], b[key], strict=True)
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path):
+    params = {"w": np.ones(3, np.float32)}
+    opt = fusedoptim.Adam(params, lr=0.1, betas=(0.8, 0.9))
+    sched = StepLR(opt, step_size=2)
+    opt.step({"w": np.ones(3, np.float32)})
+    path = tmp_path / "c.npz"
+    fusedoptim.save(path, optimizer=opt, scheduler=sched, params=params, extra={"epoch": 3, "tag": "x"})
+    other_params = {"w": np.zeros(3, np.float32)}
+    other = fusedoptim.Adam(other_params, lr=0.5)
+    other_sched = StepLR(other, step_size=5)
+    extra = fusedoptim.load(path, optimizer=other, scheduler=other_sched, params=other_params)
+    assert extra == {"epoch": 3, "tag": "x"}
+    assert other.param_groups[0]["betas"] == (0.8, 0.9) and other.state[0]["step"] == 1
+    np.testing.assert_array_equal(other_params["w"], params["w"])
+    assert other_sched.step_size == 2
+
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a readable fusedoptim checkpoint"):
+        fusedoptim.load(tmp_path / "junk.npz", optimizer=other)
+    np.savez(tmp_path / "plain.npz", a=np.ones(2))
+    with pytest.raises(ValueError, match="no manifest"):
+        fusedoptim.load(tmp_path / "plain.npz", optimizer=other)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="not a readable fusedoptim checkpoint"):
+        fusedoptim.load(truncated, optimizer=other)
+    wrong = {"w": np.zeros(4, np.float32)}
+    before = other.state_dict()
+    with pytest.raises(ValueError, match="checkpoint parameter 'w' is float32"):
+        fusedoptim.load(path, optimizer=other, params=wrong)
+    assert other.state_dict()["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(wrong["w"], 0)
