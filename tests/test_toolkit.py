@@ -259,3 +259,61 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
         fusedoptim.load(path, optimizer=other, params=wrong)
     assert other.state_dict()["param_groups"] == before["param_groups"]
     np.testing.assert_array_equal(wrong["w"], 0)
+
+
+# --- the parameter arena -----------------------------------------------------------------------------------
+
+ARENA_SHAPES = {"w1": (30, 20), "b1": (20,), "w2": (20, 7), "b2": (7,), "s": ()}
+
+
+def _arena_and_dict(dtype=np.float32):
+    arena = fusedoptim.ParamArena(ARENA_SHAPES, dtype=dtype)
+    rng = np.random.default_rng(0)
+    separate = {}
+    for name, shape in ARENA_SHAPES.items():
+        arena.params[name][...] = rng.standard_normal(shape)
+        separate[name] = arena.params[name].copy()
+    return arena, separate
+
+
+@pytest.mark.parametrize(("cls", "options"), [("Adam", {"lr": 0.01, "weight_decay": 0.1}),
+                                               ("SGD", {"lr": 0.1, "momentum": 0.9}),
+                                               ("NAdam", {}), ("Adagrad", {}), ("Lion", {"lr": 0.01}),
+                                               ("RMSprop", {"centered": True, "momentum": 0.5})])
+def test_arena_steps_as_one_array_and_equals_separate_arrays(cls, options):
+    arena, separate = _arena_and_dict()
+    opt_arena = getattr(fusedoptim, cls)(arena, **options)
+    opt_separate = getattr(fusedoptim, cls)(separate, **options)
+    for t in range(6):
+        rng = np.random.default_rng(t)
+        grads = {n: rng.standard_normal(s).astype(np.float32) for n, s in ARENA_SHAPES.items()}
+        for n, g in grads.items():
+            arena.grads[n][...] = g
+        assert opt_arena.step(arena.grads)
+        opt_separate.step(grads)
+    for n in ARENA_SHAPES:
+        np.testing.assert_array_equal(arena.params[n], separate[n], strict=True)
+    sd_arena, sd_separate = opt_arena.state_dict(), opt_separate.state_dict()
+    assert sd_arena["param_groups"] == sd_separate["param_groups"]
+    for n in ARENA_SHAPES:
+        for key, value in sd_separate["state"][n].items():
+            np.testing.assert_array_equal(sd_arena["state"][n][key], value)
+    # each loads the other's state dict
+    other, _ = _arena_and_dict()
+    getattr(fusedoptim, cls)(other, **options).load_state_dict(sd_separate)
+    getattr(fusedoptim, cls)(_arena_and_dict()[1], **options).load_state_dict(sd_arena)
+
+
+def test_arena_misuse_is_refused():
+    arena, _ = _arena_and_dict()
+    opt = fusedoptim.Adam(arena)
+    with pytest.raises(ValueError, match="pass its own gradient views"):
+        opt.step({n: np.zeros(s, np.float32) for n, s in ARENA_SHAPES.items()})
+    with pytest.raises(ValueError, match="pass its own gradient views"):
+        opt.step({"w1": arena.grads["w1"]})
+    with pytest.raises(TypeError, match="trust ratio is per array"):
+        fusedoptim.LAMB(arena)
+    fusedoptim.LAMB(arena.params)  # per-array views are fine
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fusedoptim.ParamArena({"w": 3}, dtype=np.int32)
+    assert opt.step(arena)  # the arena itself stands for its gradients

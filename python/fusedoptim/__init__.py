@@ -11,6 +11,7 @@ array([-0.5, -0.5, -0.5], dtype=float32)
 from __future__ import annotations
 
 from . import _core, functional, reference
+from .arena import ParamArena
 from .checkpoint import load, save
 from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
 from .ema import EMA, ema_
@@ -40,6 +41,7 @@ __all__ = [
     "NAdam",
     "RAdam",
     "Optimizer",
+    "ParamArena",
     "ParamState",
     "RMSprop",
     "SGD",

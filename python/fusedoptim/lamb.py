@@ -8,6 +8,7 @@ import numpy as np
 
 from . import functional as F
 from .adam import check_betas
+from .arena import ParamArena
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["LAMB"]
@@ -38,6 +39,13 @@ class LAMB(Optimizer):
         maximize: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if isinstance(param_group.get("params"), ParamArena):
+            raise TypeError(
+                "LAMB's trust ratio is per array, so it cannot step an arena as one array: pass arena.params"
+            )
+        super().add_param_group(param_group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])

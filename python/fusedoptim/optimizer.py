@@ -15,11 +15,13 @@ import numpy as np
 
 from . import _core
 from . import clip as _clip
+from .arena import ParamArena
 from ._validation import check_bool, check_nonnegative
 
 __all__ = ["Optimizer", "ParamState"]
 
-ParamsT = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
+ParamsT = Union[Iterable[np.ndarray], Iterable[dict[str, Any]], Mapping[str, np.ndarray], ParamArena]
+_ARENA_KEY = "\0arena"  # internal names of arenas' flat parameters: never a user's name
 
 
 class ParamState(MutableMapping):
@@ -101,9 +103,10 @@ class Optimizer:
             raise TypeError(
                 "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
             )
+        self._arenas: dict[str, ParamArena] = {}  # internal name of an arena's flat parameter -> arena
         self.skipped_steps = 0  # steps skipped by the non-finite guard
         self.last_grad_norm: Optional[float] = None  # the norm found by the last guarded or clipped step
-        if isinstance(params, Mapping):
+        if isinstance(params, (Mapping, ParamArena)):
             groups: list[Any] = [{"params": params}]
         else:
             groups = list(params)
@@ -125,6 +128,11 @@ class Optimizer:
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         params = param_group.get("params")
         names: Optional[list[str]] = None
+        if isinstance(params, ParamArena):
+            # The arena is one parameter inside (its flat buffer); state dicts show it name by name.
+            key = _ARENA_KEY + str(len(self._arenas))
+            self._arenas[key] = params
+            params, names = {key: params.flat_params}, None
         if isinstance(params, np.ndarray):
             params = [params]
         elif isinstance(params, Mapping):
@@ -180,6 +188,8 @@ class Optimizer:
         together, both use one fused pass over the gradients; the norm is kept in ``last_grad_norm``.
         Returns True when the step was applied. Every array is checked before anything is written.
         """
+        if isinstance(grads, ParamArena):
+            grads = grads.grads
         if isinstance(grads, Mapping):
             grads = self._grads_by_name(grads)
         if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
@@ -229,10 +239,26 @@ class Optimizer:
         names = self._names()
         if names is None:
             raise TypeError("grads can be a dict only when the parameters were given by name")
-        unknown = sorted(set(grads) - set(names))
+        arena_names = {n for arena in self._arenas.values() for n in arena.names}
+        unknown = sorted(set(grads) - set(names) - arena_names)
         if unknown:
             raise ValueError(f"grads has names that are not parameters of this optimizer: {unknown}")
-        return [grads.get(n) for n in names]
+        out = []
+        for n in names:
+            arena = self._arenas.get(n)
+            if arena is None:
+                out.append(grads.get(n))
+                continue
+            given = [grads.get(a) for a in arena.names]
+            if all(g is None for g in given):
+                out.append(None)
+            elif all(g is arena.grads[a] for g, a in zip(given, arena.names)):
+                out.append(arena.flat_grads)  # the whole arena in one array
+            else:
+                raise ValueError(
+                    "an arena is stepped as one array: pass its own gradient views (arena.grads), all of them"
+                )
+        return out
 
     def _gather_state(
         self, indices: list[int], params: list[np.ndarray], buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]]
@@ -288,7 +314,57 @@ class Optimizer:
             entry = self.state._get(p)
             if entry:
                 state[key] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
-        return {"state": state, "param_groups": groups}
+        return self._expand_arenas({"state": state, "param_groups": groups})
+
+    def _expand_arenas(self, sd: dict[str, Any]) -> dict[str, Any]:
+        """State dict of the arenas name by name: each array state sliced, scalars (step) repeated."""
+        if not self._arenas:
+            return sd
+        state: dict[Any, Any] = {}
+        for key, entry in sd["state"].items():
+            arena = self._arenas.get(key)
+            if arena is None:
+                state[key] = entry
+                continue
+            for name, sl in arena.slices.items():
+                state[name] = {
+                    k: (v[sl].reshape(arena.shapes[name]).copy() if isinstance(v, np.ndarray) else v)
+                    for k, v in entry.items()
+                }
+        for group in sd["param_groups"]:
+            group["params"] = [n for key in group["params"] for n in (self._arenas[key].names if key in self._arenas else [key])]
+        return {"state": state, "param_groups": sd["param_groups"]}
+
+    def _internalize_arenas(self, sd: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The inverse of _expand_arenas: each arena's names folded back into its one flat entry."""
+        if not self._arenas or not isinstance(sd, Mapping) or not isinstance(sd.get("state"), Mapping):
+            return sd
+        state = dict(sd["state"])
+        groups = [dict(g) if isinstance(g, Mapping) else g for g in sd.get("param_groups", [])]
+        for key, arena in self._arenas.items():
+            entries = [state.pop(n, None) for n in arena.names]
+            for group in groups:
+                if isinstance(group, Mapping) and isinstance(group.get("params"), Sequence):
+                    listed = [n for n in group["params"] if n in arena.slices]
+                    if listed:
+                        rest = [n for n in group["params"] if n not in arena.slices]
+                        group["params"] = rest + [key]
+            present = [e for e in entries if e is not None]
+            if not present:
+                continue
+            if len(present) != len(entries):
+                raise ValueError(f"state_dict has state for only some of the arena's arrays ({arena.names})")
+            merged: dict[str, Any] = {}
+            for k in present[0]:
+                values = [e.get(k) for e in present]
+                if all(isinstance(v, np.ndarray) for v in values):
+                    merged[k] = np.concatenate([np.asarray(v).reshape(-1) for v in values])
+                elif all(v == values[0] for v in values):
+                    merged[k] = values[0]
+                else:
+                    raise ValueError(f"the arena's arrays must share one {k!r} (they are stepped together): {values}")
+            state[key] = merged
+        return {**sd, "state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         """Loads a :meth:`state_dict`; checks all of it first and changes nothing if any part does not fit.
@@ -299,6 +375,7 @@ class Optimizer:
         """
         if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a mapping with keys 'state' and 'param_groups'")
+        state_dict = self._internalize_arenas(state_dict)
         saved_groups = state_dict["param_groups"]
         if not isinstance(saved_groups, Sequence) or len(saved_groups) != len(self.param_groups):
             raise ValueError("loaded state dict has a different number of parameter groups")
