@@ -31,9 +31,14 @@ std::string describe_shape(const py::array& a) { return py::str(a.attr("shape"))
 enum class DType { f32, f64, other };
 
 DType dtype_of(const py::array& a) {
-    // array_t<T>::check_ compares with the native-byte-order dtype, so '>f4' is not taken for float32.
-    if (py::isinstance<py::array_t<float>>(a)) return DType::f32;
-    if (py::isinstance<py::array_t<double>>(a)) return DType::f64;
+    // Read from the descriptor directly (array_t<T>::check_ builds a dtype object per call): the type number
+    // and a native byte order, so '>f4' is not taken for float32.
+    const auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr);
+    const bool native_order = descr->byteorder == '=' || descr->byteorder == '|' ||
+                              descr->byteorder == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>');
+    if (!native_order) return DType::other;
+    if (descr->type_num == py::detail::npy_api::NPY_FLOAT_) return DType::f32;
+    if (descr->type_num == py::detail::npy_api::NPY_DOUBLE_) return DType::f64;
     return DType::other;
 }
 

@@ -20,7 +20,7 @@ void register_adadelta(py::module_& m) {
                 std::move(g), options, [&](auto zero, size_t) { return adadelta::make_coeffs<decltype(zero)>(hyper); },
                 [](auto zero) { return kernels<decltype(zero)>().adadelta; });
         },
-        py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("acc_deltas"), py::kw_only(),
+        py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("acc_deltas"),
         py::arg("lr"), py::arg("rho"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
         py::arg("labels") = py::none());
 }

@@ -19,7 +19,7 @@ void register_adagrad(py::module_& m) {
                 [&](auto zero, size_t i) { return adagrad::make_coeffs<decltype(zero)>(hyper, steps[i]); },
                 [](auto zero) { return kernels<decltype(zero)>().adagrad; });
         },
-        py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("steps"), py::kw_only(), py::arg("lr"),
+        py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("steps"), py::arg("lr"),
         py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"), py::arg("labels") = py::none());
 }
 

@@ -17,7 +17,7 @@ void register_lion(py::module_& m) {
                 std::move(g), options, [&](auto zero, size_t) { return lion::make_coeffs<decltype(zero)>(hyper); },
                 [](auto zero) { return kernels<decltype(zero)>().lion; });
         },
-        py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::kw_only(), py::arg("lr"), py::arg("beta1"),
+        py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("lr"), py::arg("beta1"),
         py::arg("beta2"), py::arg("weight_decay"), py::arg("maximize"), py::arg("labels") = py::none());
 }
 

@@ -25,7 +25,7 @@ void register_radam(py::module_& m) {
                 [](auto zero) { return kernels<decltype(zero)>().radam; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),
-        py::kw_only(), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
         py::arg("decoupled_weight_decay"), py::arg("maximize"), py::arg("labels") = py::none());
 }
 

@@ -25,7 +25,7 @@ void register_rmsprop(py::module_& m) {
                 [](auto zero) { return kernels<decltype(zero)>().rmsprop; });
         },
         py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("grad_avgs"),
-        py::arg("momentum_buffers"), py::kw_only(), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
+        py::arg("momentum_buffers"), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
         py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"),
         py::arg("eps_in_sqrt"), py::arg("labels") = py::none());
 }

@@ -24,7 +24,7 @@ void register_sgd(py::module_& m) {
                 },
                 [](auto zero) { return kernels<decltype(zero)>().sgd; });
         },
-        py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("first_steps"), py::kw_only(),
+        py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("first_steps"),
         py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
         py::arg("maximize"), py::arg("labels") = py::none());
 }

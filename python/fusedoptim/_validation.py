@@ -22,6 +22,8 @@ __all__ = [
 
 
 def _real(name: str, value: Any) -> float:
+    if type(value) is float or type(value) is int:  # the common case, without the slow ABC check
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
     return float(value)
@@ -44,6 +46,8 @@ def check_beta(label: str, name: str, value: Any, *, closed: bool = False) -> fl
 
 
 def check_bool(name: str, value: Any) -> bool:
+    if value is True or value is False:
+        return value
     if isinstance(value, np.bool_):
         return bool(value)
     if not isinstance(value, bool):
@@ -57,6 +61,9 @@ def check_steps(steps: Any) -> list[int]:
         raise TypeError(f"steps must be a list of ints, got {type(steps).__name__}")
     out = []
     for i, t in enumerate(steps):
+        if type(t) is int and 1 <= t < 2**62:
+            out.append(t)
+            continue
         if isinstance(t, bool) or not isinstance(t, numbers.Integral):
             raise TypeError(f"steps[{i}] must be an int, got {type(t).__name__}: {t!r}")
         if not 1 <= t < 2**62:

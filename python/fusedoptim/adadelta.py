@@ -44,5 +44,5 @@ class Adadelta(Optimizer):
         states, commit = self._gather_state(indices, params, {"square_avg": np.zeros_like, "acc_delta": np.zeros_like})
         step = F._adadelta_prepare(params, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
                                    lr=group["lr"], rho=group["rho"], eps=group["eps"],
-                                   weight_decay=group["weight_decay"], maximize=group["maximize"], labels=indices)
+                                   weight_decay=group["weight_decay"], maximize=group["maximize"], labels=indices, checked=True)
         return step, commit

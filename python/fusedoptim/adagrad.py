@@ -59,5 +59,5 @@ class Adagrad(Optimizer):
         states, commit = self._gather_state(indices, params, {"sum": lambda p: np.full_like(p, initial)})
         step = F._adagrad_prepare(params, grads, [s["sum"] for s in states], [s["step"] + 1 for s in states],
                                   lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                                  eps=group["eps"], maximize=group["maximize"], labels=indices)
+                                  eps=group["eps"], maximize=group["maximize"], labels=indices, checked=True)
         return step, commit

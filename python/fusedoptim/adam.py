@@ -77,7 +77,7 @@ class Adam(Optimizer):
             [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None, [s["step"] + 1 for s in states],
             lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
             amsgrad=group["amsgrad"], maximize=group["maximize"],
-            decoupled_weight_decay=group["decoupled_weight_decay"], labels=indices)
+            decoupled_weight_decay=group["decoupled_weight_decay"], labels=indices, checked=True)
         return step, commit
 
 

@@ -6,6 +6,9 @@ are in each function's docstring and, executable, in :mod:`fusedoptim.reference`
 
 ``steps`` are the step numbers of *this* update, counting from 1 (the optimizer classes keep the counters);
 unlike torch's functional API, they are not incremented here.
+
+The private ``_core`` calls below pass arguments by position: pybind11 matches keywords by a linear search of
+names on every call, which costs more than a small step's arithmetic.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
-def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None):
-    check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
+def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
     if not isinstance(params, (list, tuple)):
         raise TypeError(f"params must be a list or tuple of numpy arrays, got {type(params).__name__}")
     first_steps: list[bool] = []
@@ -52,8 +56,7 @@ def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, we
         buffers = [np.zeros_like(p) if b is None else b for p, b in zip(params, momentum_buffers)]
     else:
         buffers = None
-    step = _core.sgd_prepare(params, grads, buffers, first_steps, lr=lr, momentum=momentum, dampening=dampening,
-                             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, labels=labels)
+    step = _core.sgd_prepare(params, grads, buffers, first_steps, lr, momentum, dampening, weight_decay, nesterov, maximize, labels)
     return step, buffers
 
 
@@ -100,10 +103,10 @@ def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None):
-    check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
-    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr=lr, lr_decay=lr_decay,
-                                 weight_decay=weight_decay, eps=eps, maximize=maximize, labels=labels)
+def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
+    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr, lr_decay, weight_decay, eps, maximize, labels)
 
 
 def adagrad_(
@@ -143,15 +146,14 @@ def check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, ep
 
 
 def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
-                     momentum, centered, maximize, eps_in_sqrt, labels=None):
-    check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
+                     momentum, centered, maximize, eps_in_sqrt, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
     if centered and grad_avgs is None:
         raise TypeError("grad_avgs must be a list of arrays when centered=True")
     if momentum != 0 and momentum_buffers is None:
         raise TypeError("momentum_buffers must be a list of arrays when momentum != 0")
-    return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr=lr, alpha=alpha,
-                                 eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
-                                 maximize=maximize, eps_in_sqrt=eps_in_sqrt, labels=labels)
+    return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt, labels)
 
 
 def rmsprop_(
@@ -202,13 +204,12 @@ def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled
 
 
 def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps,
-                  weight_decay, amsgrad, maximize, decoupled_weight_decay, labels=None):
-    check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+                  weight_decay, amsgrad, maximize, decoupled_weight_decay, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     if amsgrad and max_exp_avg_sqs is None:
         raise TypeError("max_exp_avg_sqs must be a list of arrays when amsgrad=True")
-    return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr=lr,
-                              beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                              maximize=maximize, decoupled_weight_decay=decoupled_weight_decay, labels=labels)
+    return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, labels)
 
 
 def adam_(
@@ -278,10 +279,10 @@ def check_adadelta(lr, rho, eps, weight_decay, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None):
-    check_adadelta(lr, rho, eps, weight_decay, maximize)
-    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps,
-                                  weight_decay=weight_decay, maximize=maximize, labels=labels)
+def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_adadelta(lr, rho, eps, weight_decay, maximize)
+    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas, lr, rho, eps, weight_decay, maximize, labels)
 
 
 def adadelta_(
@@ -320,10 +321,10 @@ def check_adamax(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
 
 
 def _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
-                    labels=None):
-    check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps), lr=lr, beta1=beta1,
-                                beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize, labels=labels)
+                    labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
+    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, maximize, labels)
 
 
 def adamax_(
@@ -365,15 +366,13 @@ def check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_w
 
 
 def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, lr, beta1, beta2, eps,
-                   weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels=None):
+                   weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels=None, checked=False):
     """Returns the prepared step and the updated momentum products (to store once the step has run)."""
-    check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
     if not isinstance(mu_products, list):
         raise TypeError(f"mu_products must be a list of floats, got {type(mu_products).__name__}")
-    return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr=lr,
-                               beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                               momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
-                               maximize=maximize, labels=labels)
+    return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels)
 
 
 def nadam_(
@@ -428,11 +427,10 @@ def check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, max
 
 
 def _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay,
-                   decoupled_weight_decay, maximize, labels=None):
-    check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
-    return _core.radam_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr=lr, beta1=beta1,
-                               beta2=beta2, eps=eps, weight_decay=weight_decay,
-                               decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, labels=labels)
+                   decoupled_weight_decay, maximize, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
+    return _core.radam_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, labels)
 
 
 def radam_(
@@ -474,10 +472,10 @@ def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None):
-    check_lion(lr, beta1, beta2, weight_decay, maximize)
-    return _core.lion_prepare(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-                              maximize=maximize, labels=labels)
+def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_lion(lr, beta1, beta2, weight_decay, maximize)
+    return _core.lion_prepare(params, grads, exp_avgs, lr, beta1, beta2, weight_decay, maximize, labels)
 
 
 def lion_(
@@ -514,10 +512,10 @@ def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
 
 
 def _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
-                  labels=None):
-    check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr=lr, beta1=beta1,
-                              beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize, labels=labels)
+                  labels=None, checked=False):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
+    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, maximize, labels)
 
 
 def lamb_(

@@ -50,5 +50,5 @@ XX
         beta1, beta2 = group["betas"]
         step = F._lion_prepare(params, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1,
                                beta2=beta2, weight_decay=group["weight_decay"], maximize=group["maximize"],
-                               labels=indices)
+                               labels=indices, checked=True)
         return step, commit

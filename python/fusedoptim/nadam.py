@@ -58,7 +58,7 @@ class NAdam(Optimizer):
             [float(s.get("mu_product", 1.0)) for s in states], [s["step"] + 1 for s in states], lr=group["lr"],
             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
             momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
-            maximize=group["maximize"], labels=indices)
+            maximize=group["maximize"], labels=indices, checked=True)
 
         def commit() -> None:
             commit_buffers()

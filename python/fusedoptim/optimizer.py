@@ -103,6 +103,7 @@ class Optimizer:
             raise TypeError(
                 "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
             )
+        self._checked_groups: dict[int, list[tuple[str, Any]]] = {}
         self._arenas: dict[str, ParamArena] = {}  # internal name of an arena's flat parameter -> arena
         self.skipped_steps = 0  # steps skipped by the non-finite guard
         self.last_grad_norm: Optional[float] = None  # the norm found by the last guarded or clipped step
@@ -206,7 +207,7 @@ class Optimizer:
         prepared, commits = [], []
         start = 0
         for group in self.param_groups:
-            self._check_group(group)
+            self._check_group_if_changed(group)
             indices, params, group_grads = [], [], []
             for j, p in enumerate(group["params"]):
                 g = grads[start + j]
@@ -234,6 +235,13 @@ class Optimizer:
         for commit in commits:
             commit()
         return True
+
+    def _check_group_if_changed(self, group: dict[str, Any]) -> None:
+        """Hyperparameters are checked again only when a group has changed since it was last checked."""
+        snapshot = [(k, v) for k, v in group.items() if k != "params"]
+        if self._checked_groups.get(id(group)) != snapshot:
+            self._check_group(group)
+            self._checked_groups[id(group)] = snapshot
 
     def _grads_by_name(self, grads: Mapping[str, Optional[np.ndarray]]) -> list[Optional[np.ndarray]]:
         names = self._names()

@@ -52,5 +52,5 @@ class RAdam(Optimizer):
                                 [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
                                 eps=group["eps"], weight_decay=group["weight_decay"],
                                 decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
-                                labels=indices)
+                                labels=indices, checked=True)
         return step, commit

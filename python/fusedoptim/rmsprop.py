@@ -66,5 +66,5 @@ class RMSprop(Optimizer):
             [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else None,
             lr=group["lr"], alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
             momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
-            eps_in_sqrt=group["eps_in_sqrt"], labels=indices)
+            eps_in_sqrt=group["eps_in_sqrt"], labels=indices, checked=True)
         return step, commit

@@ -63,7 +63,7 @@ class SGD(Optimizer):
                 buffers = [np.zeros_like(p) if b is None else b for p, b in zip(params, buffers)]
         step, buffers = F._sgd_prepare(params, grads, buffers, lr=group["lr"], momentum=group["momentum"],
                                        dampening=group["dampening"], weight_decay=group["weight_decay"],
-                                       nesterov=group["nesterov"], maximize=group["maximize"], labels=indices)
+                                       nesterov=group["nesterov"], maximize=group["maximize"], labels=indices, checked=True)
 
         def commit() -> None:
             if buffers is not None:
