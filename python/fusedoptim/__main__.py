@@ -1,4 +1,4 @@
-"""The ``fusedoptim`` command line: ``fusedoptim info``."""
+"""The ``fusedoptim`` command line: ``fusedoptim info``, ``fusedoptim train`` and ``fusedoptim tune``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info = commands.add_parser("info", help="version, compiler, OpenMP and threads, SIMD level")
     info.add_argument("--json", action="store_true", help="print the facts as JSON")
     info.set_defaults(run=_info)
+    # The training demo lives in fusedoptim.demo, apart from the optimizer core; only its parsers load here.
+    from fusedoptim.demo.cli import add_commands
+
+    add_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
