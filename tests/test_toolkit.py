@@ -317,3 +317,43 @@ def test_arena_misuse_is_refused():
     with pytest.raises(TypeError, match="float32 or float64"):
         fusedoptim.ParamArena({"w": 3}, dtype=np.int32)
     assert opt.step(arena)  # the arena itself stands for its gradients
+
+
+def test_a_training_loop_with_everything_resumes_bit_for_bit(tmp_path):
+    """Arena + scheduler + clipping + non-finite guard + EMA + checkpoint, interrupted and resumed."""
+    from fusedoptim.lr_scheduler import CosineAnnealingLR
+
+    def build():
+        arena = fusedoptim.ParamArena({"w": (64, 32), "b": (32,)})
+        arena.params["w"][...] = np.random.default_rng(0).standard_normal((64, 32))
+        opt = fusedoptim.AdamW(arena, lr=1e-2)
+        sched = CosineAnnealingLR(opt, T_max=12)
+        ema = fusedoptim.EMA(list(arena.params.values()), decay=0.9)
+        return arena, opt, sched, ema
+
+    def run(arena, opt, sched, ema, start, stop):
+        for t in range(start, stop):
+            rng = np.random.default_rng(t)
+            arena.grads["w"][...] = rng.standard_normal((64, 32))
+            arena.grads["b"][...] = np.nan if t == 5 else rng.standard_normal(32)  # one bad step
+            opt.step(arena.grads, max_grad_norm=2.0, skip_if_nonfinite=True)
+            ema.update()
+            sched.step()
+
+    straight = build()
+    run(*straight, 0, 12)
+    first = build()
+    run(*first, 0, 7)
+    path = tmp_path / "loop.npz"
+    fusedoptim.save(path, optimizer=first[1], scheduler=first[2], params=first[0].params,
+                    extra={"ema": first[3].averages, "t": 7})
+    resumed = build()
+    extra = fusedoptim.load(path, optimizer=resumed[1], scheduler=resumed[2], params=resumed[0].params)
+    for average, saved in zip(resumed[3].averages, extra["ema"]):
+        average[...] = saved
+    run(*resumed, extra["t"], 12)
+    assert straight[1].skipped_steps == 1
+    np.testing.assert_array_equal(straight[0].flat_params, resumed[0].flat_params, strict=True)
+    for a, b in zip(straight[3].averages, resumed[3].averages):
+        np.testing.assert_array_equal(a, b, strict=True)
+    assert straight[2].get_last_lr() == resumed[2].get_last_lr()

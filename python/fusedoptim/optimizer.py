@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Optional, Union
 
@@ -104,6 +105,8 @@ class Optimizer:
                 "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
             )
         self._checked_groups: dict[int, list[tuple[str, Any]]] = {}
+        # Kernels run without the GIL: two overlapping steps of one optimizer would race on its state.
+        self._step_lock = threading.Lock()
         self._arenas: dict[str, ParamArena] = {}  # internal name of an arena's flat parameter -> arena
         self.skipped_steps = 0  # steps skipped by the non-finite guard
         self.last_grad_norm: Optional[float] = None  # the norm found by the last guarded or clipped step
@@ -189,6 +192,23 @@ class Optimizer:
         together, both use one fused pass over the gradients; the norm is kept in ``last_grad_norm``.
         Returns True when the step was applied. Every array is checked before anything is written.
         """
+        if not self._step_lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"{type(self).__name__}.step() is already running in another thread; steps of one optimizer "
+                "must not overlap (use one optimizer per thread, or a lock)"
+            )
+        try:
+            return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type)
+        finally:
+            self._step_lock.release()
+
+    def _step(
+        self,
+        grads: Any,
+        skip_if_nonfinite: bool,
+        max_grad_norm: Optional[float],
+        norm_type: float,
+    ) -> bool:
         if isinstance(grads, ParamArena):
             grads = grads.grads
         if isinstance(grads, Mapping):
