@@ -269,3 +269,13 @@ def test_adagrad_state_exists_from_the_start_like_torch():
     assert opt.state[p]["step"] == 0
     np.testing.assert_array_equal(opt.state[p]["sum"], 0.5)
     assert list(opt.state_dict()["state"]) == [0]
+
+
+def test_idle_threads_sleep_unless_the_user_chose_a_wait_policy():
+    code = "import os, fusedoptim; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    assert out.stdout.strip() == "ACTIVE"
