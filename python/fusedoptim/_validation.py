@@ -22,11 +22,14 @@ __all__ = [
 
 
 def _real(name: str, value: Any) -> float:
-    if type(value) is float or type(value) is int:  # the common case, without the slow ABC check
-        return float(value)
+    if type(value) is float:  # the common case, without the slow ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range
+        return math.inf if value > 0 else -math.inf
 
 
 def check_nonnegative(label: str, name: str, value: Any) -> float:

@@ -118,13 +118,22 @@ def load(
         raise ValueError(f"{os.fspath(path)!r} is not a fusedoptim checkpoint (no manifest)")
     try:
         manifest = json.loads(str(arrays.pop("__manifest__")))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{os.fspath(path)!r} has a damaged manifest: {e}") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not a fusedoptim checkpoint")
     if manifest.get("version") != VERSION:
         raise ValueError(f"checkpoint version {manifest.get('version')!r} is not supported (expected {VERSION})")
-    parts = {k: _decode(manifest.get(k), arrays) for k in ("optimizer", "scheduler", "params", "extra")}
+    try:
+        parts = {k: _decode(manifest.get(k), arrays) for k in ("optimizer", "scheduler", "params", "extra")}
+    except (TypeError, KeyError, ValueError, RecursionError) as e:
+        raise ValueError(f"checkpoint is damaged: {type(e).__name__} ({e})") from e
+    if parts["extra"] is not None and not isinstance(parts["extra"], dict):
+        raise ValueError("checkpoint is damaged: its 'extra' entry is not a dict")
+    if parts["params"] is not None and not (
+        isinstance(parts["params"], dict) and all(isinstance(v, np.ndarray) for v in parts["params"].values())
+    ):
+        raise ValueError("checkpoint is damaged: its parameters are not a dict of arrays")
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("params", params)):
         if target is not None and parts[name] is None:
             raise ValueError(f"checkpoint holds no {name} state")

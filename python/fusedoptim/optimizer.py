@@ -258,7 +258,7 @@ class Optimizer:
 
     def _check_group_if_changed(self, group: dict[str, Any]) -> None:
         """Hyperparameters are checked again only when a group has changed since it was last checked."""
-        snapshot = [(k, v) for k, v in group.items() if k != "params"]
+        snapshot = [(k, _frozen(v)) for k, v in group.items() if k != "params"]
         if self._checked_groups.get(id(group)) != snapshot:
             self._check_group(group)
             self._checked_groups[id(group)] = snapshot
@@ -505,6 +505,13 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _frozen(value: Any) -> Any:
+    """A value for comparing group snapshots: a list edited in place, or 0 in place of False, must differ."""
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_frozen(v) for v in value))
+    return (type(value), value)
 
 
 def _check_param(where: str, p: Any) -> None:

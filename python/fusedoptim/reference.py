@@ -9,6 +9,7 @@ check that). It validates hyperparameters like the functional API, but not the a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Optional
@@ -24,6 +25,18 @@ Arrays = Sequence[np.ndarray]
 OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
 
 
+def _python_floats(function):
+    """Hyperparameters as Python floats, so per-step scalars are computed in double whatever the caller passed
+    (a NumPy float32 scalar would otherwise make ``1 - beta1**t`` float32 arithmetic)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        kwargs = {k: float(v) if isinstance(v, (np.floating, np.integer)) else v for k, v in kwargs.items()}
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
 def _scalar(x: np.ndarray, value: float) -> np.generic:
     """A per-step scalar rounded to the array's dtype, as torch rounds a Python scalar for a float32 tensor."""
     return x.dtype.type(value)
@@ -36,6 +49,7 @@ def _lerp(start: np.ndarray, end: np.ndarray, weight: np.generic) -> np.ndarray:
     return end - (end - start) * (weight.dtype.type(1) - weight)
 
 
+@_python_floats
 def sgd_(
     params: Arrays,
     grads: Arrays,
@@ -57,7 +71,7 @@ def sgd_(
             assert momentum_buffers is not None
             b = momentum_buffers[i]
             if b is None:
-                b = g.copy()  # torch: the first buffer is the gradient itself
+                b = np.copy(g)  # torch: the first buffer is the gradient itself (an array even for 0-d params)
                 momentum_buffers[i] = b
             else:
                 b[...] = b * _scalar(p, momentum) + _scalar(p, 1 - dampening) * g
@@ -65,6 +79,7 @@ def sgd_(
         p[...] = p + _scalar(p, -lr) * g
 
 
+@_python_floats
 def adagrad_(
     params: Arrays,
     grads: Arrays,
@@ -87,6 +102,7 @@ def adagrad_(
         p[...] = p + (_scalar(p, -clr) * g) / (np.sqrt(s) + _scalar(p, eps))
 
 
+@_python_floats
 def rmsprop_(
     params: Arrays,
     grads: Arrays,
@@ -125,6 +141,7 @@ def rmsprop_(
             p[...] = p + (_scalar(p, -lr) * g) / avg
 
 
+@_python_floats
 def adam_(
     params: Arrays,
     grads: Arrays,
@@ -163,6 +180,7 @@ def adam_(
         p[...] = param + (_scalar(p, -(lr / bias_correction1)) * m) / denom
 
 
+@_python_floats
 def adamw_(
     params: Arrays,
     grads: Arrays,
@@ -183,6 +201,7 @@ def adamw_(
           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
+@_python_floats
 def adadelta_(
     params: Arrays,
     grads: Arrays,
@@ -207,6 +226,7 @@ def adadelta_(
         p[...] = p + _scalar(p, -lr) * delta
 
 
+@_python_floats
 def adamax_(
     params: Arrays,
     grads: Arrays,
@@ -236,6 +256,7 @@ def _nadam_mu(beta1: float, momentum_decay: float, t: int) -> float:
     return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
 
 
+@_python_floats
 def nadam_(
     params: Arrays,
     grads: Arrays,
@@ -273,6 +294,7 @@ def nadam_(
         p[...] = param + (_scalar(p, (-lr * mu_next) / (1 - mu_product_next)) * m) / denom
 
 
+@_python_floats
 def radam_(
     params: Arrays,
     grads: Arrays,
@@ -311,6 +333,7 @@ def radam_(
         p[...] = param - step
 
 
+@_python_floats
 def lion_(
     params: Arrays,
     grads: Arrays,
@@ -334,6 +357,7 @@ def lion_(
         p[...] = p + _scalar(p, -lr) * update
 
 
+@_python_floats
 def lamb_(
     params: Arrays,
     grads: Arrays,
