@@ -1,4 +1,4 @@
-"""The ``fusedoptim`` command line: ``fusedoptim info``, ``fusedoptim train`` and ``fusedoptim tune``."""
+"""The ``fusedoptim`` command line: ``info``, ``train``, ``tune`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fusedoptim.demo.cli import add_commands
 
     add_commands(commands)
+    from fusedoptim.bench.cli import DESCRIPTION, add_arguments
+    from fusedoptim.bench.cli import run as run_bench
+
+    bench = commands.add_parser("bench", help="the benchmark suite (writes JSON, Markdown and PNG plots)",
+                                description=DESCRIPTION)
+    add_arguments(bench)
+    bench_argv = list(sys.argv[1:] if argv is None else argv)[1:]
+    bench.set_defaults(run=lambda a: run_bench(a, bench_argv))
     args = parser.parse_args(argv)
     return int(args.run(args))
 
