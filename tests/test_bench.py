@@ -9,7 +9,6 @@ import json
 import math
 
 import pytest
-
 from fusedoptim.bench import main
 from fusedoptim.bench.cases import RESNET50_PARAMETERS, make_plan, resnet50_shapes
 from fusedoptim.bench.timing import Timed, measure, paired_ratio
@@ -92,7 +91,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
         assert {"fusedoptim", "fusedoptim_functional", "numpy_inplace", "numpy_naive", "reference",
                 "stream_triad"} <= set(peers)
         assert case["bytes_per_element"] == {"adam": 28, "sgd": 20}[case["optimizer"]]
-        for name, peer in peers.items():
+        for peer in peers.values():
             assert peer["median_s"] > 0 and len(peer["samples_s"]) == case["rounds"] == 2
             assert peer["gbps"] > 0 and peer["fraction_of_triad"] > 0 and peer["ratio_to_fusedoptim"] > 0
         assert peers["stream_triad"]["bytes_per_element"] == 12

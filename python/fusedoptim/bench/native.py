@@ -189,7 +189,8 @@ def compile_native(directory: Optional[str] = None) -> NativeLibrary:
     except (OSError, subprocess.TimeoutExpired) as e:
         raise NativeUnavailable(f"could not run {compiler}: {e}") from e
     try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30,
+                                 check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         version = ""
     try:

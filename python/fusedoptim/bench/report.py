@@ -224,7 +224,7 @@ def _overview_table(results: dict[str, Any], dtype: str, threads: int) -> list[s
         for n in sizes:
             case = next((c for c in cases if c["optimizer"] == name and c["elements"] == n), None)
             f = case["peers"].get("fusedoptim") if case else None
-            if f is None:
+            if case is None or f is None:
                 cells.append("-")
                 continue
             text = f"{f['gbps']:.1f} GB/s"
@@ -251,25 +251,25 @@ def markdown(results: dict[str, Any], *, detail: bool = True) -> str:
     lines = [
         "# fusedoptim benchmark",
         "",
-        f"`{m['command']}` on {m['date']}: {m['cpu_model']}, {m['usable_cpus']} CPUs, "
-        f"fusedoptim {m['fusedoptim']['version']} ({m['fusedoptim']['simd_level']}), NumPy {m['numpy']}, "
-        f"torch {m['torch'] or 'not used'}. Load average (1 min) {_load(m)}.",
+        (f"`{m['command']}` on {m['date']}: {m['cpu_model']}, {m['usable_cpus']} CPUs, "
+         f"fusedoptim {m['fusedoptim']['version']} ({m['fusedoptim']['simd_level']}), NumPy {m['numpy']}, "
+         f"torch {m['torch'] or 'not used'}. Load average (1 min) {_load(m)}."),
         "",
         f"## Targets (issue 5; float32, {threads} threads, ratios from this run)",
         "",
         *_headline_table(results["headline"]),
         "",
-        "Ratios are medians of per-round ratios (each peer's time over fusedoptim's in the same round). "
-        "fusedoptim is the optimizer class's `opt.step(grads)`.",
+        ("Ratios are medians of per-round ratios (each peer's time over fusedoptim's in the same round). "
+         "fusedoptim is the optimizer class's `opt.step(grads)`."),
         "",
         "## Memory bandwidth (STREAM triad, same run, same threads)",
         "",
         *_bandwidth_table(results),
         "",
-        "Effective GB/s below counts each optimizer's unavoidable traffic "
-        "(Adam 28 bytes per float32 element: reads p, g, m, v, writes p, m, v; SGD with momentum 20; float64 "
-        "double); `of triad` divides it by the triad's GB/s above. A cell `1.35x` is that implementation's time "
-        "over fusedoptim's (above 1: fusedoptim faster).",
+        ("Effective GB/s below counts each optimizer's unavoidable traffic "
+         "(Adam 28 bytes per float32 element: reads p, g, m, v, writes p, m, v; SGD with momentum 20; float64 "
+         "double); `of triad` divides it by the triad's GB/s above. A cell `1.35x` is that implementation's time "
+         "over fusedoptim's (above 1: fusedoptim faster)."),
         "",
     ]
     sweep_groups = _groups({"cases": [c for c in results["cases"] if c["suite"] == "sweep"]})
@@ -295,15 +295,15 @@ def markdown(results: dict[str, Any], *, detail: bool = True) -> str:
                 if cases:
                     lines += [f"### {cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}", "",
                               *_sweep_table(cases), ""]
-        lines += ["`native loop` runs over one flat buffer of the same total size; `native per array` calls it "
-                  "once per array.", ""]
+        lines += [("`native loop` runs over one flat buffer of the same total size; `native per array` calls it "
+                   "once per array."), ""]
     latency = _latency_table(results)
     if latency:
         lines += ["## Latency: one Adam step on a single 1000-element array", "", *latency, ""]
     if detail:
         for dtype, t in sweep_groups:
-            lines += [f"## Every optimizer, fusedoptim GB/s ({dtype}, {t} thread{'s' if t > 1 else ''}; "
-                      "in brackets the speed-up over torch's for-loop and the reference)", "",
+            lines += [(f"## Every optimizer, fusedoptim GB/s ({dtype}, {t} thread{'s' if t > 1 else ''}; "
+                       "in brackets the speed-up over torch's for-loop and the reference)"), "",
                       *_overview_table(results, dtype, t), ""]
         skipped = _skipped_lines(results)
         if skipped:
@@ -342,7 +342,7 @@ def write_json(results: dict[str, Any], path: str) -> None:
 
 # --- plots ---------------------------------------------------------------------------------------------------------
 
-_STYLE = {
+_STYLE: dict[str, dict[str, Any]] = {
     "fusedoptim": dict(color="C3", linewidth=2.6, marker="o", zorder=10),
     "fusedoptim_functional": dict(color="C1", linestyle="--", marker=".", zorder=9),
     "native": dict(color="k", linestyle="-", marker="s", markersize=4),

@@ -233,7 +233,7 @@ def run_case(case: Case, plan: Plan, *, torch: Any, native: Optional[NativeLibra
             by_name[peer.name] = peer
         except Unavailable as e:
             skipped[peer.name] = str(e)
-        except Exception as e:  # report, do not abort the run
+        except Exception as e:  # noqa: BLE001  (report it; do not abort the run)
             skipped[peer.name] = f"set-up failed: {_short(e)}"
 
     def failed(name: str, error: BaseException) -> None:

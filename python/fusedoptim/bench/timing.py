@@ -66,7 +66,7 @@ def _calibrate(step: Callable[[], object], min_time: float, max_number: int) -> 
         if elapsed >= min_time or number >= max_number:
             return number, elapsed / number
         grow = 2 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * min_time / elapsed))
-        number = min(max_number, int(math.ceil(number * grow)))
+        number = min(max_number, math.ceil(number * grow))
 
 
 def measure(
@@ -91,7 +91,7 @@ def measure(
     for name, step in steps.items():
         try:
             number, per_call = _calibrate(step, min_time, max_number)
-        except Exception as e:  # a peer that cannot run here (torch refusing a dtype, ...)
+        except Exception as e:  # noqa: BLE001  (a peer that cannot run here: torch refusing a dtype, ...)
             if on_error is not None:
                 on_error(name, e)
             continue
