@@ -192,12 +192,17 @@ def rmsprop_(
 # --- Adam and AdamW ----------------------------------------------------------------------------------------
 
 
-def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay) -> None:
+def _check_adam_like(lr, beta1, beta2, eps, weight_decay) -> None:
+    """The checks every Adam-family optimizer shares."""
     check_nonnegative("learning rate", "lr", lr)
     check_beta("beta parameter at index 0", "beta1", beta1)
     check_beta("beta parameter at index 1", "beta2", beta2)
     check_nonnegative("epsilon value", "eps", eps)
     check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+
+
+def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay) -> None:
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
     check_bool("amsgrad", amsgrad)
     check_bool("maximize", maximize)
     check_bool("decoupled_weight_decay", decoupled_weight_decay)
@@ -312,11 +317,7 @@ def adadelta_(
 
 
 def check_adamax(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("beta parameter at index 0", "beta1", beta1)
-    check_beta("beta parameter at index 1", "beta2", beta2)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
     check_bool("maximize", maximize)
 
 
@@ -355,11 +356,7 @@ def adamax_(
 
 
 def check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("beta parameter at index 0", "beta1", beta1)
-    check_beta("beta parameter at index 1", "beta2", beta2)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
     check_nonnegative("momentum_decay value", "momentum_decay", momentum_decay)
     check_bool("decoupled_weight_decay", decoupled_weight_decay)
     check_bool("maximize", maximize)
@@ -417,11 +414,7 @@ def nadam_(
 
 
 def check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("beta parameter at index 0", "beta1", beta1)
-    check_beta("beta parameter at index 1", "beta2", beta2)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
     check_bool("decoupled_weight_decay", decoupled_weight_decay)
     check_bool("maximize", maximize)
 
@@ -503,11 +496,7 @@ def lion_(
 
 
 def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("beta parameter at index 0", "beta1", beta1)
-    check_beta("beta parameter at index 1", "beta2", beta2)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
     check_bool("maximize", maximize)
 
 

@@ -45,6 +45,14 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
+// Adam's two moments in torch's operations, shared by Adam, NAdam and RAdam:
+// exp_avg.lerp_(g, 1-beta1); exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1-beta2).
+template <class T>
+FUSEDOPTIM_INLINE void update_moments(T g, T& m, T& v, T beta1_weight, T beta2, T one_minus_beta2) {
+    m = lerp(m, g, beta1_weight);
+    v = v * beta2 + (one_minus_beta2 * g) * g;
+}
+
 // The element update, written once; each mode is a template argument so every loop is branch-free.
 template <class T, bool Amsgrad, bool Maximize, bool L2, bool Decoupled>
 struct Update {
@@ -54,9 +62,9 @@ struct Update {
         if constexpr (L2) g = g + c.weight_decay * p[i];                  // grad.add(param, alpha=wd)
         T param = p[i];
         if constexpr (Decoupled) param = param * c.decay_factor;          // param.mul_(1 - lr*wd)
-        const T m = lerp(exp_avg[i], g, c.beta1_weight);                  // exp_avg.lerp_(g, 1-beta1)
+        T m = exp_avg[i], v = exp_avg_sq[i];
+        update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
-        const T v = exp_avg_sq[i] * c.beta2 + (c.one_minus_beta2 * g) * g;  // mul_(b2).addcmul_(g, g, 1-b2)
         exp_avg_sq[i] = v;
         T v_used = v;
         if constexpr (Amsgrad) {

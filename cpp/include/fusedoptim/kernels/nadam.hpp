@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "fusedoptim/common.hpp"
+#include "fusedoptim/kernels/adam.hpp"
 #include "fusedoptim/parallel.hpp"
 
 namespace fusedoptim::nadam {
@@ -67,9 +68,9 @@ struct Update {
         T param = p[i];
         if constexpr (Decoupled) param = param * c.decay_factor;               // param.mul_(1 - lr*wd)
         if constexpr (L2) g = g + c.weight_decay * param;                     // grad.add(param, alpha=wd)
-        const T m = lerp(exp_avg[i], g, c.beta1_weight);                       // exp_avg.lerp_(g, 1-beta1)
+        T m = exp_avg[i], v = exp_avg_sq[i];
+        adam::update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
-        const T v = exp_avg_sq[i] * c.beta2 + (c.one_minus_beta2 * g) * g;     // mul_(b2).addcmul_(g, g, 1-b2)
         exp_avg_sq[i] = v;
         const T denom = sqrt_(v / c.bias_correction2) + c.eps;                // v.div(bc2).sqrt().add_(eps)
         param = param + (c.grad_scale * g) / denom;                            // addcdiv_(g, denom, value=...)

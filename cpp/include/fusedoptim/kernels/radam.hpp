@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "fusedoptim/common.hpp"
+#include "fusedoptim/kernels/adam.hpp"
 #include "fusedoptim/parallel.hpp"
 
 namespace fusedoptim::radam {
@@ -63,9 +64,9 @@ struct Update {
         T param = p[i];
         if constexpr (Decoupled) param = param * c.decay_factor;               // param.mul_(1 - lr*wd)
         if constexpr (L2) g = g + c.weight_decay * param;                     // grad.add(param, alpha=wd)
-        const T m = lerp(exp_avg[i], g, c.beta1_weight);                       // exp_avg.lerp_(g, 1-beta1)
+        T m = exp_avg[i], v = exp_avg_sq[i];
+        adam::update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
-        const T v = exp_avg_sq[i] * c.beta2 + (c.one_minus_beta2 * g) * g;     // mul_(b2).addcmul_(g, g, 1-b2)
         exp_avg_sq[i] = v;
         const T step = (m / c.bias_correction1) * c.lr;                        // exp_avg / bc1 * lr
         const T adaptive = c.bias_correction2_sqrt / (sqrt_(v) + c.eps);       // bc2**0.5 / v.sqrt().add_(eps)
