@@ -59,6 +59,53 @@ std::string overlap_message(const Interval& a, const Interval& b) {
            "share memory with any of them";
 }
 
+// Checks entry i of list `list`: an ndarray, C-contiguous, aligned, writeable if `written`; a parameter
+// (`param` null) of float32/float64; anything else of the parameter's dtype (`param_dtype`) and shape. Returns
+// its dtype.
+DType check_entry(const char* list, bool written, size_t i, py::handle item, const py::array* param,
+                  DType param_dtype, const char* param_list) {
+    if (!py::isinstance<py::array>(item)) {
+        throw py::type_error(entry_name(list, i) + " must be a numpy.ndarray, got " + type_name(item));
+    }
+    const auto a = py::reinterpret_borrow<py::array>(item);
+    const DType dt = dtype_of(a);
+    if (param == nullptr) {
+        if (dt == DType::other) {
+            throw py::type_error(entry_name(list, i) + " has dtype " + describe_dtype(a) +
+                                 "; fusedoptim updates float32 and float64 arrays (native byte order)");
+        }
+    } else {
+        if (dt != param_dtype) {
+            throw py::type_error(entry_name(list, i) + " has dtype " + describe_dtype(a) + " but " +
+                                 entry_name(param_list, i) + " has dtype " + describe_dtype(*param));
+        }
+        if (a.ndim() != param->ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), param->shape())) {
+            throw py::value_error(entry_name(list, i) + " has shape " + describe_shape(a) + " but " +
+                                  entry_name(param_list, i) + " has shape " + describe_shape(*param));
+        }
+    }
+    const int flags = py::detail::array_proxy(a.ptr())->flags;
+    if (!(flags & npy::NPY_ARRAY_C_CONTIGUOUS_)) {
+        throw py::value_error(entry_name(list, i) + " is not C-contiguous (strides " +
+                              std::string(py::str(a.attr("strides"))) +
+                              "); fusedoptim updates arrays in place and never copies them");
+    }
+    if (!(flags & npy::NPY_ARRAY_ALIGNED_)) {
+        throw py::value_error(entry_name(list, i) + " is not aligned to its dtype's size");
+    }
+    if (written && !(flags & npy::NPY_ARRAY_WRITEABLE_)) {
+        throw py::value_error(entry_name(list, i) + " is read-only; fusedoptim updates it in place");
+    }
+    return dt;
+}
+
+// Raises if the read-only buffer `r` overlaps one of `written` (sorted by begin, non-overlapping).
+void check_read_overlap(const std::vector<Interval>& written, const Interval& r) {
+    auto it = std::upper_bound(written.begin(), written.end(), r.begin,
+                               [](uintptr_t address, const Interval& w) { return address < w.end; });
+    if (it != written.end() && it->begin < r.end) throw py::value_error(overlap_message(*it, r));
+}
+
 template <class T>
 void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t position, int64_t size) {
     TensorRef<T> ref{};
@@ -78,11 +125,7 @@ void check_overlaps(std::vector<Interval>& written, const std::vector<Interval>&
     for (size_t k = 1; k < written.size(); ++k) {
         if (written[k].begin < written[k - 1].end) throw py::value_error(overlap_message(written[k - 1], written[k]));
     }
-    for (const Interval& r : read) {
-        auto it = std::upper_bound(written.begin(), written.end(), r.begin,
-                                   [](uintptr_t address, const Interval& w) { return address < w.end; });
-        if (it != written.end() && it->begin < r.end) throw py::value_error(overlap_message(*it, r));
-    }
+    for (const Interval& r : read) check_read_overlap(written, r);
 }
 
 }  // namespace
@@ -130,40 +173,13 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
             if (!seqs[l]) continue;
             const BufferList& arg = lists[l];
             py::object item = seqs[l][i];
-            if (!py::isinstance<py::array>(item)) {
-                throw py::type_error(entry_name(arg.name, i) + " must be a numpy.ndarray, got " + type_name(item));
-            }
+            py::array param_array;
+            if (l > 0) param_array = py::reinterpret_borrow<py::array>(rows[i][0]);
+            const py::array* param = l == 0 ? nullptr : &param_array;
+            const DType dt = check_entry(arg.name, arg.written, i, item, param, l == 0 ? DType::other : dtypes[i],
+                                         lists[0].name);
+            if (l == 0) dtypes[i] = dt;
             auto a = py::reinterpret_borrow<py::array>(item);
-            const DType dt = dtype_of(a);
-            if (l == 0) {
-                if (dt == DType::other) {
-                    throw py::type_error(entry_name(arg.name, i) + " has dtype " + describe_dtype(a) +
-                                         "; fusedoptim updates float32 and float64 arrays (native byte order)");
-                }
-                dtypes[i] = dt;
-            } else {
-                const auto p = py::reinterpret_borrow<py::array>(rows[i][0]);
-                if (dt != dtypes[i]) {
-                    throw py::type_error(entry_name(arg.name, i) + " has dtype " + describe_dtype(a) + " but " +
-                                         entry_name(lists[0].name, i) + " has dtype " + describe_dtype(p));
-                }
-                if (a.ndim() != p.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), p.shape())) {
-                    throw py::value_error(entry_name(arg.name, i) + " has shape " + describe_shape(a) + " but " +
-                                          entry_name(lists[0].name, i) + " has shape " + describe_shape(p));
-                }
-            }
-            const int flags = py::detail::array_proxy(a.ptr())->flags;
-            if (!(flags & npy::NPY_ARRAY_C_CONTIGUOUS_)) {
-                throw py::value_error(entry_name(arg.name, i) + " is not C-contiguous (strides " +
-                                      std::string(py::str(a.attr("strides"))) +
-                                      "); fusedoptim updates arrays in place and never copies them");
-            }
-            if (!(flags & npy::NPY_ARRAY_ALIGNED_)) {
-                throw py::value_error(entry_name(arg.name, i) + " is not aligned to its dtype's size");
-            }
-            if (arg.written && !(flags & npy::NPY_ARRAY_WRITEABLE_)) {
-                throw py::value_error(entry_name(arg.name, i) + " is read-only; fusedoptim updates it in place");
-            }
             if (a.size() > 0) {
                 const auto begin = reinterpret_cast<uintptr_t>(a.data());
                 const int64_t label = labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i);
@@ -177,7 +193,11 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
 
     check_overlaps(out.written, out.read);
 
+    out.params.reserve(count);
+    out.labels.reserve(count);
     for (size_t i = 0; i < count; ++i) {
+        out.params.push_back(py::reinterpret_borrow<py::array>(rows[i][0]));
+        out.labels.push_back(labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i));
         const int64_t size = static_cast<int64_t>(py::reinterpret_borrow<py::array>(rows[i][0]).size());
         for (const py::object& a : rows[i]) {
             if (a) out.arrays.push_back(a);
@@ -190,6 +210,16 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
         }
     }
     return out;
+}
+
+constexpr const char* kBecameReadOnly = "became read-only before the step ran; nothing was written";
+
+void PreparedStep::check_still_writeable(const char* problem) const {
+    for (const auto& [array, where] : written_arrays_) {
+        if (!(py::detail::array_proxy(array.ptr())->flags & npy::NPY_ARRAY_WRITEABLE_)) {
+            throw py::value_error(std::string(where.list) + "[" + std::to_string(where.label) + "] " + problem);
+        }
+    }
 }
 
 void PreparedStep::run_all(const std::vector<PreparedStep*>& steps) {
@@ -206,17 +236,146 @@ void PreparedStep::run_all(const std::vector<PreparedStep*>& steps) {
     }
     // Python code may have run since the steps were prepared (an optimizer prepares one group after another):
     // an array made read-only meanwhile must not be written.
-    for (const PreparedStep* step : steps) {
-        for (const auto& [array, where] : step->written_arrays_) {
-            if (!(py::detail::array_proxy(array.ptr())->flags & npy::NPY_ARRAY_WRITEABLE_)) {
-                throw py::value_error(std::string(where.list) + "[" + std::to_string(where.label) +
-                                      "] became read-only before the step ran; nothing was written");
-            }
-        }
-    }
+    for (const PreparedStep* step : steps) step->check_still_writeable(kBecameReadOnly);
     for (PreparedStep* step : steps) step->done_ = true;
     py::gil_scoped_release release;
-    for (PreparedStep* step : steps) step->run_();
+    for (PreparedStep* step : steps) step->run_parts();
+}
+
+StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::list entries, py::list counters)
+    : groups_(std::move(groups)), entries_(std::move(entries)), counters_(std::move(counters)) {
+    for (const py::object& object : steps) {
+        auto* step = object.cast<PreparedStep*>();
+        if (!step->rerunnable_) throw py::value_error("this optimizer's prepared steps cannot be re-run by a StepPlan");
+        owners_.push_back(object);
+        steps_.push_back(step);
+        written_.insert(written_.end(), step->written_.begin(), step->written_.end());
+    }
+    check_overlaps(written_, {});
+    // The steps must be the non-empty groups' arrays, in order: a plan that disagreed would update others.
+    size_t s = 0;
+    for (py::handle group : groups_) {
+        const auto members = py::reinterpret_borrow<py::tuple>(py::reinterpret_borrow<py::tuple>(group)[2]);
+        if (members.empty()) continue;
+        if (s == steps_.size() || steps_[s]->params_.size() != members.size()) {
+            throw py::value_error("StepPlan: the prepared steps do not match the groups");
+        }
+        for (size_t i = 0; i < members.size(); ++i) {
+            if (members[i].ptr() != steps_[s]->params_[i].ptr()) {
+                throw py::value_error("StepPlan: the prepared steps do not match the groups");
+            }
+        }
+        starts_.push_back(count_);
+        count_ += members.size();
+        ++s;
+    }
+    if (s != steps_.size()) throw py::value_error("StepPlan: the prepared steps do not match the groups");
+    const bool counts = !steps_.empty() && steps_[0]->counts_steps_;
+    if (counts && counters_.size() != count_) throw py::value_error("StepPlan: one step counter per parameter");
+    step_numbers_.resize(count_);
+}
+
+bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
+    if (!PyList_CheckExact(grads.ptr()) || static_cast<size_t>(PyList_GET_SIZE(grads.ptr())) != count_) return false;
+    PyObject* const list = param_groups.ptr();
+    if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) != static_cast<Py_ssize_t>(groups_.size())) return false;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+        PyObject* const known = PyList_GET_ITEM(groups_.ptr(), g);
+        PyObject* const group = PyTuple_GET_ITEM(known, 0);
+        if (PyList_GET_ITEM(list, g) != group || !PyDict_CheckExact(group)) return false;
+        PyObject* const params = PyTuple_GET_ITEM(known, 1);
+        PyObject* const members = PyTuple_GET_ITEM(known, 2);
+        PyObject* const values = PyTuple_GET_ITEM(known, 3);
+        if (PyDict_GetItemString(group, "params") != params || !PyList_CheckExact(params)) return false;
+        const Py_ssize_t n = PyTuple_GET_SIZE(members);
+        if (PyList_GET_SIZE(params) != n) return false;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            if (PyList_GET_ITEM(params, i) != PyTuple_GET_ITEM(members, i)) return false;
+        }
+        if (PyDict_Size(group) != PyTuple_GET_SIZE(values)) return false;
+        Py_ssize_t position = 0, k = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(group, &position, &key, &value)) {
+            if (value != PyTuple_GET_ITEM(values, k++)) return false;
+        }
+    }
+    for (py::handle entry : entries_) {
+        PyObject* const state = PyTuple_GET_ITEM(entry.ptr(), 0);
+        PyObject* const arrays = PyTuple_GET_ITEM(entry.ptr(), 1);
+        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(arrays); ++a) {
+            PyObject* const pair = PyTuple_GET_ITEM(arrays, a);
+            if (PyDict_GetItem(state, PyTuple_GET_ITEM(pair, 0)) != PyTuple_GET_ITEM(pair, 1)) return false;
+        }
+    }
+    return true;
+}
+
+bool StepPlan::bind(py::handle param_groups, py::handle grads) {
+    bound_ = false;
+    bound_grads_.clear();
+    if (!unchanged(param_groups, grads)) return false;
+    for (size_t i = 0; i < counters_.size(); ++i) {
+        PyObject* const step = PyDict_GetItemString(PyList_GET_ITEM(counters_.ptr(), i), "step");
+        if (step == nullptr || !PyLong_CheckExact(step)) return false;  // the full step deals with it
+        const long long value = PyLong_AsLongLong(step);
+        if (value == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return false;
+        }
+        step_numbers_[i] = static_cast<int64_t>(value) + 1;
+    }
+    PyObject* const list = grads.ptr();
+    for (size_t i = 0; i < count_; ++i) {
+        if (PyList_GET_ITEM(list, i) == Py_None) return false;
+    }
+    for (const PreparedStep* step : steps_) step->check_still_writeable("is read-only; fusedoptim updates it in place");
+    for (size_t s = 0; s < steps_.size(); ++s) {
+        PreparedStep& step = *steps_[s];
+        struct LabelScope {
+            explicit LabelScope(const std::vector<int64_t>* l) { message_labels = l; }
+            ~LabelScope() { message_labels = nullptr; }
+        } scope(&step.labels_);
+        for (size_t i = 0; i < step.params_.size(); ++i) {
+            py::object item = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(list, starts_[s] + i));
+            const py::array& param = step.params_[i];
+            check_entry("grads", false, i, item, &param, dtype_of(param), "params");
+            const PreparedStep::Slot slot = step.slots_[i];
+            if (slot.part >= 0) {
+                char* data = py::detail::array_proxy(item.ptr())->data;
+                const auto begin = reinterpret_cast<uintptr_t>(data);
+                const auto nbytes = static_cast<uintptr_t>(py::reinterpret_borrow<py::array>(item).nbytes());
+                check_read_overlap(written_, Interval{begin, begin + nbytes, "grads", step.labels_[i]});
+                step.parts_[slot.part]->set_grad(slot.index, data);
+            }
+            bound_grads_.push_back(std::move(item));
+        }
+        for (size_t i = 0; step.counts_steps_ && i < step.params_.size(); ++i) {
+            const int64_t number = step_numbers_[starts_[s] + i];
+            if (number < 1) {
+                throw py::value_error("Invalid step number: steps[" + std::to_string(step.labels_[i]) +
+                                      "] = " + std::to_string(number) + " (steps count from 1)");
+            }
+        }
+        const StepNumbers numbers{step.counts_steps_ ? step_numbers_.data() + starts_[s] : nullptr, true};
+        for (const auto& part : step.parts_) part->recompute(numbers);
+    }
+    bound_ = true;
+    return true;
+}
+
+void StepPlan::run() {
+    if (!bound_) throw std::runtime_error("StepPlan.run() needs a successful bind() first");
+    for (const PreparedStep* step : steps_) step->check_still_writeable(kBecameReadOnly);
+    bound_ = false;
+    {
+        py::gil_scoped_release release;
+        for (const PreparedStep* step : steps_) step->run_parts();
+    }
+    bound_grads_.clear();
+    for (size_t i = 0; i < counters_.size(); ++i) {
+        py::dict state = py::reinterpret_borrow<py::dict>(PyList_GET_ITEM(counters_.ptr(), i));
+        state["step"] = py::int_(step_numbers_[i]);
+    }
 }
 
 void register_prepared_step(py::module_& m) {
@@ -226,6 +385,20 @@ void register_prepared_step(py::module_& m) {
     m.def(
         "run_steps", &PreparedStep::run_all,
         py::arg("steps"), "Runs prepared steps in order (an optimizer prepares all its groups, then runs them).");
+    py::class_<StepPlan>(m, "StepPlan",
+                         "Prepared steps re-run with new gradients and step numbers (an optimizer's steady state).")
+        .def(py::init<const std::vector<py::object>&, py::list, py::list, py::list>(), py::arg("steps"),
+             py::arg("groups"), py::arg("entries"), py::arg("counters"))
+        .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"))
+        .def("run", &StepPlan::run)
+        .def(
+            "step",
+            [](StepPlan& plan, py::handle param_groups, py::handle grads) {
+                if (!plan.bind(param_groups, grads)) return false;
+                plan.run();
+                return true;
+            },
+            py::arg("param_groups"), py::arg("grads"), "bind() then run(); false, doing nothing, if bind() is.");
 }
 
 }  // namespace fusedoptim::bind

@@ -11,9 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <optional>
-#include <utility>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -56,6 +56,8 @@ struct Gathered {
     TensorsOf<double> f64;
     std::vector<py::object> arrays;
     std::vector<std::pair<py::object, Interval>> written_arrays;
+    std::vector<py::array> params;   // each position's parameter
+    std::vector<int64_t> labels;     // each position's index in messages
 };
 
 // Validates the lists (see the top of this file) and raises TypeError/ValueError naming the argument, index
@@ -71,57 +73,164 @@ void check_length(const char* name, size_t length, size_t count);
 // 1 - beta^t).
 void check_steps(const std::vector<int64_t>& steps, size_t count);
 
+// The step numbers a run's coefficients are made from: steps[i] for position i (null for families that count
+// no steps). `rerun` is false when a step is prepared and true when a StepPlan runs it again.
+struct StepNumbers {
+    const int64_t* steps;
+    bool rerun;
+};
+
 // A validated call, ready to run. Running releases the GIL: this is safe because the step holds references to
 // every array (none can be freed or resized under us, as NumPy refuses to resize a referenced array) and the
 // kernels touch no Python object.
 class PreparedStep {
 public:
-    PreparedStep(std::function<void()> run, Gathered&& gathered)
-        : run_(std::move(run)),
+    // One dtype's tensors, their coefficients and the kernel.
+    struct Part {
+        virtual ~Part() = default;
+        virtual void run() const = 0;
+        virtual void set_grad(size_t index, const void* grad) = 0;
+        virtual void recompute(const StepNumbers& steps) = 0;
+    };
+    // Where position i's tensor is: part 0 (float32) or 1 (float64) at `index`, or part -1 (an empty array).
+    struct Slot {
+        int part;
+        size_t index;
+    };
+
+    PreparedStep(std::unique_ptr<Part> f32, std::unique_ptr<Part> f64, std::vector<Slot> slots, Gathered&& gathered,
+                 bool counts_steps, bool rerunnable)
+        : slots_(std::move(slots)),
+          params_(std::move(gathered.params)),
+          labels_(std::move(gathered.labels)),
           arrays_(std::move(gathered.arrays)),
           written_arrays_(std::move(gathered.written_arrays)),
           written_(std::move(gathered.written)),
-          read_(std::move(gathered.read)) {}
+          read_(std::move(gathered.read)),
+          counts_steps_(counts_steps),
+          rerunnable_(rerunnable) {
+        parts_[0] = std::move(f32);
+        parts_[1] = std::move(f64);
+    }
 
     // Runs the steps in order, after checking that no step writes memory another step reads or writes (an
     // optimizer prepares each parameter group separately, then runs them all). Raises before running any.
     static void run_all(const std::vector<PreparedStep*>& steps);
 
 private:
-    std::function<void()> run_;
+    friend class StepPlan;
+    void run_parts() const {
+        for (const auto& part : parts_) part->run();
+    }
+    // Raises ValueError("<list>[<label>] <problem>") unless every written array is still writeable (Python code
+    // may run between the checks and the run).
+    void check_still_writeable(const char* problem) const;
+
+    std::unique_ptr<Part> parts_[2];
+    std::vector<Slot> slots_;
+    std::vector<py::array> params_;
+    std::vector<int64_t> labels_;
     std::vector<py::object> arrays_;
     std::vector<std::pair<py::object, Interval>> written_arrays_;
     std::vector<Interval> written_, read_;
+    bool counts_steps_, rerunnable_;
     bool done_ = false;
 };
 
-// Builds the prepared step of one family: per-tensor coefficients from `make_coeffs(T{}, position)` and the
-// kernel from `kernel(T{})`, for each dtype present.
-template <class Options, class MakeCoeffs, class Kernel>
-PreparedStep prepare(Gathered&& gathered, const Options& options, const MakeCoeffs& make_coeffs,
-                     const Kernel& kernel) {
-    auto part = [&](auto zero, auto& tensors) {
+// An optimizer's steady state: the prepared steps of a full step (one per parameter group), re-run with new
+// gradients and step numbers. Parameters and state were validated when the steps were prepared; each step
+// validates only the gradients (as strictly as a prepare) and recomputes the coefficients. The plan also checks,
+// at C speed, that nothing it relies on changed in Python: the optimizer's group dicts, their params lists and
+// every hyperparameter object (by identity), and each state entry's arrays. When anything did, bind() returns
+// false and the optimizer takes its full step instead.
+class StepPlan {
+public:
+    // steps: the prepared steps, one per non-empty group, in order. groups: (group dict, params list, tuple of
+    // its arrays, tuple of the group's values) for every group. entries: (state dict, ((key, array), ...)) for
+    // the state arrays the steps use. counters: the state dicts whose int "step" each run advances, one per
+    // parameter in order, or empty for families that count no steps.
+    StepPlan(const std::vector<py::object>& steps, py::list groups, py::list entries, py::list counters);
+    // False if the plan no longer applies (see above) or a gradient is None; else validates every gradient (one
+    // per parameter, in order, in a list), raising like a prepare, and binds them for run().
+    bool bind(py::handle param_groups, py::handle grads);
+    // Runs the bound step once, without the GIL, then advances the step counters.
+    void run();
+
+private:
+    bool unchanged(py::handle param_groups, py::handle grads) const;
+
+    std::vector<py::object> owners_;
+    std::vector<PreparedStep*> steps_;
+    std::vector<size_t> starts_;           // each step's first parameter in the optimizer's order
+    size_t count_ = 0;                     // parameters in all
+    py::list groups_, entries_, counters_;
+    std::vector<Interval> written_;        // every step's written buffers, sorted
+    std::vector<py::object> bound_grads_;  // kept alive from bind to run
+    std::vector<int64_t> step_numbers_;    // this run's, one per parameter (counting families)
+    bool bound_ = false;
+};
+
+namespace detail {
+
+template <class T, class Options, class MakeCoeffs, class KernelOf>
+class PartOf final : public PreparedStep::Part {
+public:
+    using Coeffs = decltype(std::declval<const MakeCoeffs&>()(T{}, size_t{0}, StepNumbers{}));
+
+    PartOf(TensorsOf<T>&& tensors, const Options& options, MakeCoeffs make_coeffs, KernelOf kernel_of,
+           const StepNumbers& steps)
+        : tensors_(std::move(tensors)), options_(options), make_coeffs_(std::move(make_coeffs)), kernel_of_(kernel_of) {
+        coeffs_.reserve(tensors_.positions.size());
+        for (size_t position : tensors_.positions) coeffs_.push_back(make_coeffs_(T{}, position, steps));
+    }
+
+    void run() const override {
+        if (tensors_.tensors.empty()) return;
+        const Batch<T, Coeffs, Options> batch{tensors_.tensors.data(), coeffs_.data(), tensors_.offsets.data(),
+                                              static_cast<int64_t>(tensors_.tensors.size()), options_,
+                                              num_threads(), parallel_grain()};
+        kernel_of_(T{})(batch);  // looked up at each run: set_simd_level applies to plans made before it
+    }
+
+    void set_grad(size_t index, const void* grad) override {
+        tensors_.tensors[index].buf[1] = const_cast<T*>(static_cast<const T*>(grad));  // only ever read
+    }
+
+    void recompute(const StepNumbers& steps) override {
+        for (size_t k = 0; k < coeffs_.size(); ++k) coeffs_[k] = make_coeffs_(T{}, tensors_.positions[k], steps);
+    }
+
+private:
+    TensorsOf<T> tensors_;
+    std::vector<Coeffs> coeffs_;
+    Options options_;
+    MakeCoeffs make_coeffs_;
+    KernelOf kernel_of_;
+};
+
+}  // namespace detail
+
+// Builds the prepared step of one family. `make_coeffs(T{}, position, StepNumbers)` gives a tensor's
+// coefficients; it is kept (so it captures by value) to recompute them when a StepPlan re-runs the step.
+// `steps`: the step numbers of a family that counts steps (checked here), nullopt otherwise. `kernel_of(T{})`
+// gives the kernel from the active table. `rerunnable` is false for families whose coefficients follow other
+// per-step state (NAdam's momentum products).
+template <class Options, class MakeCoeffs, class KernelOf>
+PreparedStep prepare(Gathered&& gathered, const Options& options, const std::optional<std::vector<int64_t>>& steps,
+                     MakeCoeffs make_coeffs, KernelOf kernel_of, bool rerunnable = true) {
+    if (steps) check_steps(*steps, gathered.count);
+    const StepNumbers numbers{steps ? steps->data() : nullptr, false};
+    std::vector<PreparedStep::Slot> slots(gathered.count, PreparedStep::Slot{-1, 0});
+    auto part = [&](auto zero, auto& tensors, int which) {
         using T = decltype(zero);
-        using Coeffs = decltype(make_coeffs(zero, size_t{0}));
-        std::vector<Coeffs> coeffs;
-        coeffs.reserve(tensors.positions.size());
-        for (size_t position : tensors.positions) coeffs.push_back(make_coeffs(zero, position));
-        return [tensors = std::move(tensors), coeffs = std::move(coeffs), options, run = kernel(zero)]() {
-            if (tensors.tensors.empty()) return;
-            const Batch<T, Coeffs, Options> batch{tensors.tensors.data(), coeffs.data(), tensors.offsets.data(),
-                                                  static_cast<int64_t>(tensors.tensors.size()), options,
-                                                  num_threads(), parallel_grain()};
-            run(batch);
-        };
+        for (size_t k = 0; k < tensors.positions.size(); ++k) slots[tensors.positions[k]] = {which, k};
+        return std::unique_ptr<PreparedStep::Part>(new detail::PartOf<T, Options, MakeCoeffs, KernelOf>(
+            std::move(tensors), options, make_coeffs, kernel_of, numbers));
     };
-    auto run_f32 = part(float{}, gathered.f32);
-    auto run_f64 = part(double{}, gathered.f64);
-    return PreparedStep(
-        [run_f32 = std::move(run_f32), run_f64 = std::move(run_f64)]() {
-            run_f32();
-            run_f64();
-        },
-        std::move(gathered));
+    auto f32 = part(float{}, gathered.f32, 0);
+    auto f64 = part(double{}, gathered.f64, 1);
+    return PreparedStep(std::move(f32), std::move(f64), std::move(slots), std::move(gathered), steps.has_value(),
+                        rerunnable);
 }
 
 void register_prepared_step(py::module_& m);

@@ -17,7 +17,8 @@ void register_adadelta(py::module_& m) {
             const adadelta::Hyper hyper{lr, rho, eps, weight_decay};
             const adadelta::Options options{weight_decay != 0.0, maximize};
             return prepare(
-                std::move(g), options, [&](auto zero, size_t) { return adadelta::make_coeffs<decltype(zero)>(hyper); },
+                std::move(g), options, std::nullopt,
+                [hyper](auto zero, size_t, const StepNumbers&) { return adadelta::make_coeffs<decltype(zero)>(hyper); },
                 [](auto zero) { return kernels<decltype(zero)>().adadelta; });
         },
         py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("acc_deltas"),

@@ -11,12 +11,12 @@ void register_adagrad(py::module_& m) {
            double lr_decay, double weight_decay, double eps, bool maximize,
            const std::optional<std::vector<int64_t>>& labels) {
             Gathered g = gather({{"params", params, true}, {"grads", grads, false}, {"state_sums", state_sums, true}}, labels);
-            check_steps(steps, g.count);
             const adagrad::Hyper hyper{lr, lr_decay, weight_decay, eps};
             const adagrad::Options options{weight_decay != 0.0, maximize};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) { return adagrad::make_coeffs<decltype(zero)>(hyper, steps[i]); },
+                steps,
+                [hyper](auto zero, size_t i, const StepNumbers& s) { return adagrad::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
                 [](auto zero) { return kernels<decltype(zero)>().adagrad; });
         },
         py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("steps"), py::arg("lr"),

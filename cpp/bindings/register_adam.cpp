@@ -16,7 +16,6 @@ void register_adam(py::module_& m) {
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_avg_sqs", exp_avg_sqs, true},
                                  {"max_exp_avg_sqs", max_exp_avg_sqs, true, amsgrad}}, labels);
-            check_steps(steps, g.count);
             const adam::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
             const adam::Decay decay = weight_decay == 0.0   ? adam::Decay::none
                                       : decoupled_weight_decay ? adam::Decay::decoupled
@@ -24,7 +23,8 @@ void register_adam(py::module_& m) {
             const adam::Options options{amsgrad, maximize, decay};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) { return adam::make_coeffs<decltype(zero)>(hyper, steps[i]); },
+                steps,
+                [hyper](auto zero, size_t i, const StepNumbers& s) { return adam::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
                 [](auto zero) { return kernels<decltype(zero)>().adam; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("max_exp_avg_sqs"),

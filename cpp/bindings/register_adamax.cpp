@@ -15,12 +15,12 @@ void register_adamax(py::module_& m) {
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_infs", exp_infs, true}},
                                 labels);
-            check_steps(steps, g.count);
             const adamax::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
             const adamax::Options options{weight_decay != 0.0, maximize};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) { return adamax::make_coeffs<decltype(zero)>(hyper, steps[i]); },
+                steps,
+                [hyper](auto zero, size_t i, const StepNumbers& s) { return adamax::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
                 [](auto zero) { return kernels<decltype(zero)>().adamax; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_infs"), py::arg("steps"),

@@ -9,8 +9,8 @@ namespace {
 void run_clip(py::object grads, const clip::Options& options, double scale, double lo, double hi) {
     Gathered g = gather({{"grads", grads, true}}, std::nullopt);
     auto step = prepare(
-        std::move(g), options,
-        [&](auto zero, size_t) {
+        std::move(g), options, std::nullopt,
+        [scale, lo, hi](auto zero, size_t, const StepNumbers&) {
             using T = decltype(zero);
             return clip::Coeffs<T>{T(scale), T(lo), T(hi)};
         },

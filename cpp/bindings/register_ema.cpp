@@ -11,7 +11,8 @@ void register_ema(py::module_& m) {
             Gathered g = gather({{"averages", averages, true}, {"params", params, false}}, std::nullopt);
             auto step = prepare(
                 std::move(g), ema::Options{},
-                [&](auto zero, size_t) { return ema::Coeffs<decltype(zero)>{decltype(zero)(weight)}; },
+                std::nullopt,
+                [weight](auto zero, size_t, const StepNumbers&) { return ema::Coeffs<decltype(zero)>{decltype(zero)(weight)}; },
                 [](auto zero) { return kernels<decltype(zero)>().ema; });
             PreparedStep::run_all({&step});
         },

@@ -15,12 +15,12 @@ void register_lamb(py::module_& m) {
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_avg_sqs", exp_avg_sqs, true}},
                                 labels);
-            check_steps(steps, g.count);
             const lamb::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
             const lamb::Options options{weight_decay != 0.0, maximize};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) { return lamb::make_coeffs<decltype(zero)>(hyper, steps[i]); },
+                steps,
+                [hyper](auto zero, size_t i, const StepNumbers& s) { return lamb::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
                 [](auto zero) { return kernels<decltype(zero)>().lamb; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),

@@ -14,7 +14,8 @@ void register_lion(py::module_& m) {
             const lion::Hyper hyper{lr, beta1, beta2, weight_decay};
             const lion::Options options{weight_decay != 0.0, maximize};
             return prepare(
-                std::move(g), options, [&](auto zero, size_t) { return lion::make_coeffs<decltype(zero)>(hyper); },
+                std::move(g), options, std::nullopt,
+                [hyper](auto zero, size_t, const StepNumbers&) { return lion::make_coeffs<decltype(zero)>(hyper); },
                 [](auto zero) { return kernels<decltype(zero)>().lion; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("lr"), py::arg("beta1"),

@@ -26,10 +26,12 @@ void register_nadam(py::module_& m) {
                                          weight_decay != 0.0 && decoupled_weight_decay};
             PreparedStep step = prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) {
+                steps,
+                [hyper, steps, mu_products](auto zero, size_t i, const StepNumbers&) {
                     return nadam::make_coeffs<decltype(zero)>(hyper, steps[i], mu_products[i]);
                 },
-                [](auto zero) { return kernels<decltype(zero)>().nadam; });
+                [](auto zero) { return kernels<decltype(zero)>().nadam; },
+                /*rerunnable=*/false);  // the momentum products are per-step state kept in Python
             return py::make_tuple(py::cast(std::move(step)), py::cast(mu_products));
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("mu_products"),

@@ -15,13 +15,13 @@ void register_radam(py::module_& m) {
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_avg_sqs", exp_avg_sqs, true}},
                                 labels);
-            check_steps(steps, g.count);
             const radam::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
             const radam::Options options{maximize, weight_decay != 0.0 && !decoupled_weight_decay,
                                          weight_decay != 0.0 && decoupled_weight_decay};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) { return radam::make_coeffs<decltype(zero)>(hyper, steps[i]); },
+                steps,
+                [hyper](auto zero, size_t i, const StepNumbers& s) { return radam::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
                 [](auto zero) { return kernels<decltype(zero)>().radam; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),

@@ -21,7 +21,7 @@ void register_rmsprop(py::module_& m) {
             const rmsprop::Options options{centered, use_momentum, weight_decay != 0.0, maximize, eps_in_sqrt};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t) { return rmsprop::make_coeffs<decltype(zero)>(hyper); },
+                std::nullopt, [hyper](auto zero, size_t, const StepNumbers&) { return rmsprop::make_coeffs<decltype(zero)>(hyper); },
                 [](auto zero) { return kernels<decltype(zero)>().rmsprop; });
         },
         py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("grad_avgs"),

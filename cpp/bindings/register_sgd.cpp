@@ -19,8 +19,10 @@ void register_sgd(py::module_& m) {
             const sgd::Options options{use_momentum, nesterov, weight_decay != 0.0, maximize};
             return prepare(
                 std::move(g), options,
-                [&](auto zero, size_t i) {
-                    return sgd::make_coeffs<decltype(zero)>(hyper, use_momentum && first_steps[i]);
+                std::nullopt,
+                // A re-run step is never a buffer's first: the buffer exists from the first run on.
+                [hyper, use_momentum, first_steps](auto zero, size_t i, const StepNumbers& s) {
+                    return sgd::make_coeffs<decltype(zero)>(hyper, use_momentum && !s.rerun && first_steps[i]);
                 },
                 [](auto zero) { return kernels<decltype(zero)>().sgd; });
         },

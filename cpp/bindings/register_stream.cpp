@@ -14,7 +14,8 @@ void register_stream(py::module_& m) {
                                 std::nullopt);
             auto step = prepare(
                 std::move(g), stream::Options{},
-                [&](auto zero, size_t) { return stream::Coeffs<decltype(zero)>{decltype(zero)(scalar)}; },
+                std::nullopt,
+                [scalar](auto zero, size_t, const StepNumbers&) { return stream::Coeffs<decltype(zero)>{decltype(zero)(scalar)}; },
                 [](auto zero) { return kernels<decltype(zero)>().stream; });
             PreparedStep::run_all({&step});
         },

@@ -57,6 +57,7 @@ class ParamState(MutableMapping):
         return self._data.setdefault(id(p), {})
 
     def _replace(self, entries: list[tuple[np.ndarray, dict[str, Any]]]) -> None:
+        self._optimizer._plan = None
         self._data = {id(p): s for p, s in entries}
         self._owners = {id(p): p for p, _ in entries}
 
@@ -65,11 +66,13 @@ class ParamState(MutableMapping):
 
     def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
         i = self._id(key)
+        self._optimizer._plan = None
         self._owners[i] = next(p for p in self._optimizer._params() if id(p) == i)
         self._data[i] = value
 
     def __delitem__(self, key: Any) -> None:
         i = self._id(key)
+        self._optimizer._plan = None
         del self._data[i]
         self._owners.pop(i, None)
 
@@ -95,6 +98,7 @@ class Optimizer:
     _optional_state: ClassVar[tuple[str, ...]] = ()
     _scalar_state: ClassVar[tuple[str, ...]] = ()  # per-parameter floats (NAdam's mu_product)
     _counts_steps: ClassVar[bool] = True
+    _plannable: ClassVar[bool] = True  # its prepared steps can be re-run by a _core.StepPlan
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -105,6 +109,7 @@ class Optimizer:
                 "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
             )
         self._checked_groups: dict[int, list[tuple[str, Any]]] = {}
+        self._plan: Optional[_core.StepPlan] = None  # the steady state's step (see _make_plan)
         # Kernels run without the GIL: two overlapping steps of one optimizer would race on its state.
         self._step_lock = threading.Lock()
         self._arenas: dict[str, ParamArena] = {}  # internal name of an arena's flat parameter -> arena
@@ -164,6 +169,7 @@ class Optimizer:
         if names is not None:
             group["param_names"] = names
         self._check_group(group)
+        self._plan = None
         self.param_groups.append(group)
 
     def _names(self) -> Optional[list[str]]:
@@ -198,6 +204,11 @@ class Optimizer:
                 "must not overlap (use one optimizer per thread, or a lock)"
             )
         try:
+            plan = self._plan
+            # The steady state, kept short: every Python operation here costs as much as a small kernel.
+            if (plan is not None and skip_if_nonfinite is False and max_grad_norm is None
+                    and plan.step(self.param_groups, grads)):
+                return True
             return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type)
         finally:
             self._step_lock.release()
@@ -224,6 +235,13 @@ class Optimizer:
         check_bool("skip_if_nonfinite", skip_if_nonfinite)
         if max_grad_norm is not None:
             max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
+        plan = self._plan
+        if plan is not None and plan.bind(self.param_groups, grads):
+            if not self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type):
+                return False
+            plan.run()
+            return True
+        self._plan = None
         prepared, commits = [], []
         start = 0
         for group in self.param_groups:
@@ -240,6 +258,19 @@ class Optimizer:
                 step, commit = self._prepare_group(group, indices, params, group_grads)
                 prepared.append(step)
                 commits.append(commit)
+        if not self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type):
+            return False
+        _core.run_steps(prepared)
+        for commit in commits:
+            commit()
+        if self._plannable and prepared and len(prepared) == sum(1 for g in self.param_groups if g["params"]):
+            if all(g is not None for g in grads):
+                self._plan = _make_plan(self, prepared)
+        return True
+
+    def _guard_and_clip(self, grads: list[Any], skip_if_nonfinite: bool, max_grad_norm: Optional[float],
+                        norm_type: float) -> bool:
+        """The non-finite guard and gradient clipping, after every array was checked; False: skip the step."""
         if skip_if_nonfinite or max_grad_norm is not None:
             present = [g for g in grads if g is not None]
             total = float(_core.total_norm(present, _clip._norm_type(norm_type)))
@@ -251,9 +282,6 @@ class Optimizer:
                 clip_coef = max_grad_norm / (total + 1e-6)
                 if not clip_coef >= 1.0:
                     _core.scale_(present, clip_coef)
-        _core.run_steps(prepared)
-        for commit in commits:
-            commit()
         return True
 
     def _check_group_if_changed(self, group: dict[str, Any]) -> None:
@@ -495,7 +523,7 @@ class Optimizer:
         for group, new_group in zip(self.param_groups, new_groups):
             group.clear()
             group.update(new_group)
-        self.state._replace(new_state)
+        self.state._replace(new_state)  # also drops the plan
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -505,6 +533,43 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+_IMMUTABLE = (int, float, str, bytes, type(None), np.generic)
+
+
+def _unchanging(value: Any) -> bool:
+    """Whether a hyperparameter value cannot change without being replaced (so `is` tells it is unchanged)."""
+    if isinstance(value, tuple):
+        return all(_unchanging(v) for v in value)
+    return isinstance(value, _IMMUTABLE)
+
+
+def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> Optional[_core.StepPlan]:
+    """The optimizer's steady state, made after a full step in which every parameter had a gradient: a
+    ``_core.StepPlan`` re-runs that step's prepared kernels with new gradients and step numbers, checking the
+    gradients as strictly as a full step does but not again the parameters and state.
+
+    It applies only while nothing it relies on changed, which it checks at every step (see StepPlan in
+    cpp/bindings/buffers.hpp): the same group dicts holding the same parameters, every hyperparameter the same
+    object (an edit, e.g. by a scheduler, makes that step a full one, which checks the new value), the same
+    state arrays in the same state entries, and a gradient for every parameter. ParamState edits and
+    load_state_dict drop the plan. None when a hyperparameter is mutable (a list of betas can change in place).
+    """
+    groups = []
+    for group in optimizer.param_groups:
+        if not all(_unchanging(v) for k, v in group.items() if k not in ("params", "param_names")):
+            return None
+        groups.append((group, group["params"], tuple(group["params"]), tuple(group.values())))
+    params = optimizer._params()
+    entries = []
+    for p in params:
+        state = optimizer.state._get(p) or {}
+        arrays = tuple((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
+        if arrays:
+            entries.append((state, arrays))
+    counters = [optimizer.state._get(p) for p in params] if optimizer._counts_steps else []
+    return _core.StepPlan(prepared, groups, entries, counters)
 
 
 def _frozen(value: Any) -> Any:
