@@ -176,7 +176,7 @@ def adam_(
             v_used = vmax
         else:
             v_used = v
-        denom = np.sqrt(v_used) / _scalar(p, math.sqrt(bias_correction2)) + _scalar(p, eps)
+        denom = np.sqrt(v_used) * _scalar(p, 1 / math.sqrt(bias_correction2)) + _scalar(p, eps)
         p[...] = param + (_scalar(p, -(lr / bias_correction1)) * m) / denom
 
 
@@ -220,8 +220,7 @@ def adadelta_(
         if weight_decay != 0:
             g = g + _scalar(p, weight_decay) * p
         v[...] = v * _scalar(p, rho) + (_scalar(p, 1 - rho) * g) * g
-        std = np.sqrt(v + _scalar(p, eps))
-        delta = (np.sqrt(acc + _scalar(p, eps)) / std) * g
+        delta = np.sqrt((acc + _scalar(p, eps)) / (v + _scalar(p, eps))) * g
         acc[...] = acc * _scalar(p, rho) + (_scalar(p, 1 - rho) * delta) * delta
         p[...] = p + _scalar(p, -lr) * delta
 
@@ -289,9 +288,10 @@ def nadam_(
         mu_product_next = mu_products[i] * mu_next
         m[...] = _lerp(m, g, _scalar(p, 1 - beta1))
         v[...] = v * _scalar(p, beta2) + (_scalar(p, 1 - beta2) * g) * g
-        denom = np.sqrt(v / _scalar(p, 1 - beta2**t)) + _scalar(p, eps)
-        param = param + (_scalar(p, -lr * (1 - mu) / (1 - mu_products[i])) * g) / denom
-        p[...] = param + (_scalar(p, (-lr * mu_next) / (1 - mu_product_next)) * m) / denom
+        denom = np.sqrt(v * _scalar(p, 1 / (1 - beta2**t))) + _scalar(p, eps)
+        grad_scale = _scalar(p, -lr * (1 - mu) / (1 - mu_products[i]))
+        avg_scale = _scalar(p, (-lr * mu_next) / (1 - mu_product_next))
+        p[...] = param + (grad_scale * g + avg_scale * m) / denom
 
 
 @_python_floats
@@ -325,7 +325,7 @@ def radam_(
         bias_correction2 = 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
-        step = (m / _scalar(p, bias_correction1)) * _scalar(p, lr)
+        step = m * _scalar(p, lr / bias_correction1)
         if rho_t > 5.0:
             rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
             adaptive = _scalar(p, math.sqrt(bias_correction2)) / (np.sqrt(v) + _scalar(p, eps))
@@ -379,7 +379,7 @@ def lamb_(
         g = -g if maximize else g
         m[...] = _scalar(p, 1 - beta1) * g + _scalar(p, beta1) * m
         v[...] = _scalar(p, 1 - beta2) * (g * g) + _scalar(p, beta2) * v
-        update = (m / _scalar(p, 1 - beta1**t)) / (np.sqrt(v / _scalar(p, 1 - beta2**t)) + _scalar(p, eps))
+        update = (m * _scalar(p, 1 / (1 - beta1**t))) / (np.sqrt(v * _scalar(p, 1 / (1 - beta2**t))) + _scalar(p, eps))
         if weight_decay != 0:
             update = update + _scalar(p, weight_decay) * p
         p_norm = float(np.sqrt(np.sum(p.astype(np.float64) ** 2)))

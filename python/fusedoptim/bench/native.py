@@ -13,10 +13,11 @@ builds with ``-ffp-contract=off`` for bitwise parity; that costs nothing measura
 
 Exported functions (``T`` is ``float`` for ``_f32`` and ``double`` for ``_f64``):
 
-* ``adam_<dtype>(p, g, m, v, n, beta1_weight, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps, threads)`` and
+* ``adam_<dtype>(p, g, m, v, n, beta1_weight, beta2, one_minus_beta2, neg_step_size, inv_bc2_sqrt, eps, threads)`` and
   ``adamw_<dtype>(..., decay_factor, threads)``: torch's Adam element update (``m = lerp(m, g, 1 - beta1)``, whose
   weight 0.1 < 0.5 selects ``m + w * (g - m)``; ``v = beta2 * v + (1 - beta2) * g * g``;
-  ``p = p + (-lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)``), over one flat buffer.
+  ``p = p + (-lr / bc1) * m / (sqrt(v) * (1 / sqrt(bc2)) + eps)``, fusedoptim's one-division form), over one flat
+  buffer.
 * ``sgd_<dtype>(p, g, b, n, neg_lr, momentum, grad_scale, threads)``: ``b = momentum * b + grad_scale * g``,
   ``p = p - lr * b``.
 * ``*_list_<dtype>``: the same loops over ``count`` separate arrays (tables of pointers and sizes), one parallel
@@ -50,7 +51,7 @@ namespace {
 
 template <class T, bool Decoupled>
 void adam(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, T beta1_weight,
-          T beta2, T one_minus_beta2, T neg_step_size, T bc2_sqrt, T eps, T decay_factor, int threads) {
+          T beta2, T one_minus_beta2, T neg_step_size, T inv_bc2_sqrt, T eps, T decay_factor, int threads) {
 #pragma omp parallel for simd schedule(static) num_threads(threads)
     for (int64_t i = 0; i < n; ++i) {
         const T gi = g[i];
@@ -60,7 +61,7 @@ void adam(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict
         m[i] = mi;
         const T vi = v[i] * beta2 + (one_minus_beta2 * gi) * gi;
         v[i] = vi;
-        const T denom = std::sqrt(vi) / bc2_sqrt + eps;
+        const T denom = std::sqrt(vi) * inv_bc2_sqrt + eps;
         p[i] = param + (neg_step_size * mi) / denom;
     }
 }
@@ -85,26 +86,26 @@ void triad(T* __restrict a, const T* __restrict b, const T* __restrict c, int64_
 }  // namespace
 
 #define FUSEDOPTIM_BENCH_EXPORT(T, suffix)                                                                      \
-    extern "C" void adam_##suffix(T* p, const T* g, T* m, T* v, int64_t n, T w, T b2, T omb2, T nss, T bc2s,    \
+    extern "C" void adam_##suffix(T* p, const T* g, T* m, T* v, int64_t n, T w, T b2, T omb2, T nss, T ibc2s,    \
                                   T eps, int threads) {                                                         \
-        adam<T, false>(p, g, m, v, n, w, b2, omb2, nss, bc2s, eps, T(1), threads);                              \
+        adam<T, false>(p, g, m, v, n, w, b2, omb2, nss, ibc2s, eps, T(1), threads);                              \
     }                                                                                                           \
-    extern "C" void adamw_##suffix(T* p, const T* g, T* m, T* v, int64_t n, T w, T b2, T omb2, T nss, T bc2s,   \
+    extern "C" void adamw_##suffix(T* p, const T* g, T* m, T* v, int64_t n, T w, T b2, T omb2, T nss, T ibc2s,   \
                                    T eps, T decay, int threads) {                                               \
-        adam<T, true>(p, g, m, v, n, w, b2, omb2, nss, bc2s, eps, decay, threads);                              \
+        adam<T, true>(p, g, m, v, n, w, b2, omb2, nss, ibc2s, eps, decay, threads);                              \
     }                                                                                                           \
     extern "C" void sgd_##suffix(T* p, const T* g, T* b, int64_t n, T neg_lr, T mu, T scale, int threads) {      \
         sgd<T>(p, g, b, n, neg_lr, mu, scale, threads);                                                         \
     }                                                                                                           \
     extern "C" void adam_list_##suffix(T** p, T** g, T** m, T** v, const int64_t* sizes, int64_t count, T w,    \
-                                       T b2, T omb2, T nss, T bc2s, T eps, int threads) {                       \
+                                       T b2, T omb2, T nss, T ibc2s, T eps, int threads) {                       \
         for (int64_t k = 0; k < count; ++k)                                                                     \
-            adam<T, false>(p[k], g[k], m[k], v[k], sizes[k], w, b2, omb2, nss, bc2s, eps, T(1), threads);       \
+            adam<T, false>(p[k], g[k], m[k], v[k], sizes[k], w, b2, omb2, nss, ibc2s, eps, T(1), threads);       \
     }                                                                                                           \
     extern "C" void adamw_list_##suffix(T** p, T** g, T** m, T** v, const int64_t* sizes, int64_t count, T w,   \
-                                        T b2, T omb2, T nss, T bc2s, T eps, T decay, int threads) {             \
+                                        T b2, T omb2, T nss, T ibc2s, T eps, T decay, int threads) {             \
         for (int64_t k = 0; k < count; ++k)                                                                     \
-            adam<T, true>(p[k], g[k], m[k], v[k], sizes[k], w, b2, omb2, nss, bc2s, eps, decay, threads);       \
+            adam<T, true>(p[k], g[k], m[k], v[k], sizes[k], w, b2, omb2, nss, ibc2s, eps, decay, threads);       \
     }                                                                                                           \
     extern "C" void sgd_list_##suffix(T** p, T** g, T** b, const int64_t* sizes, int64_t count, T neg_lr,       \
                                       T mu, T scale, int threads) {                                             \

@@ -346,7 +346,7 @@ def _native_flat(lib: NativeLibrary, threads: int) -> Callable[[Workspace], Step
         def adam_step(_keep: Any = keep) -> None:
             t = next(steps)
             bc1, bc2 = 1 - 0.9**t, 1 - 0.999**t
-            function(*pointers, 0.1, 0.999, 1 - 0.999, -(lr / bc1), math.sqrt(bc2), 1e-8, *decay, threads)
+            function(*pointers, 0.1, 0.999, 1 - 0.999, -(lr / bc1), 1 / math.sqrt(bc2), 1e-8, *decay, threads)
 
         return adam_step
 
@@ -378,7 +378,7 @@ def _native_per_array(lib: NativeLibrary, threads: int) -> Callable[[Workspace],
         def adam_step(_keep: Any = keep) -> None:
             t = next(steps)
             bc1, bc2 = 1 - 0.9**t, 1 - 0.999**t
-            function(*head, 0.1, 0.999, 1 - 0.999, -(lr / bc1), math.sqrt(bc2), 1e-8, *decay, threads)
+            function(*head, 0.1, 0.999, 1 - 0.999, -(lr / bc1), 1 / math.sqrt(bc2), 1e-8, *decay, threads)
 
         return adam_step
 

@@ -4,7 +4,8 @@
 //   g = -g                                  if maximize
 //   g = g + wd * p                          if weight_decay != 0
 //   v = rho * v + (1 - rho) * g * g
-//   delta = sqrt(acc + eps) / sqrt(v + eps) * g
+//   delta = sqrt((acc + eps) / (v + eps)) * g
+// torch takes both roots and divides them; the root of the quotient is one root and one division per element.
 //   acc = rho * acc + (1 - rho) * delta * delta
 //   p = p - lr * delta
 #pragma once
@@ -47,8 +48,7 @@ struct Update {
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];              // grad.add(param, alpha=wd)
         const T v = square_avg[i] * c.rho + (c.one_minus_rho * g) * g;     // mul_(rho).addcmul_(g, g, 1-rho)
         square_avg[i] = v;
-        const T std = sqrt_(v + c.eps);                                     // square_avg.add(eps).sqrt_()
-        const T delta = (sqrt_(acc_delta[i] + c.eps) / std) * g;            // acc.add(eps).sqrt_().div_(std).mul_(g)
+        const T delta = sqrt_((acc_delta[i] + c.eps) / (v + c.eps)) * g;    // torch: acc.add(eps).sqrt_().div_(std).mul_(g)
         acc_delta[i] = acc_delta[i] * c.rho + (c.one_minus_rho * delta) * delta;
         p[i] = p[i] + c.neg_lr * delta;                                     // param.add_(delta, alpha=-lr)
     }

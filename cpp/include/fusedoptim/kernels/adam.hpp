@@ -6,7 +6,10 @@
 //   m = lerp(m, g, 1 - beta1)
 //   v = beta2 * v + (1 - beta2) * g * g
 //   amsgrad: vmax = max(vmax, v), v' = vmax; else v' = v
-//   p = p - (lr / bc1) * m / (sqrt(v') / sqrt(bc2) + eps),   bc_i = 1 - beta_i^t (per step, in double)
+//   p = p - (lr / bc1) * m / (sqrt(v') * (1 / sqrt(bc2)) + eps),   bc_i = 1 - beta_i^t (per step, in double)
+// torch divides sqrt(v') by sqrt(bc2); multiplying by the reciprocal (rounded once from double) leaves one
+// division per element, the divider being what bounds this loop on cache-resident sizes. The denominator
+// differs from torch's by about an ulp.
 #pragma once
 
 #include <cmath>
@@ -30,7 +33,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1_weight, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps, weight_decay, decay_factor;
+    T beta1_weight, beta2, one_minus_beta2, neg_step_size, inv_bc2_sqrt, eps, weight_decay, decay_factor;
 };
 
 template <class T>
@@ -39,7 +42,7 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
     const double bc1 = 1.0 - std::pow(h.beta1, t);
     const double bc2 = 1.0 - std::pow(h.beta2, t);
     return {T(1.0 - h.beta1), T(h.beta2),           T(1.0 - h.beta2),       T(-(h.lr / bc1)),
-            T(std::sqrt(bc2)), T(h.eps),             T(h.weight_decay),      T(1.0 - h.lr * h.weight_decay)};
+            T(1.0 / std::sqrt(bc2)), T(h.eps),             T(h.weight_decay),      T(1.0 - h.lr * h.weight_decay)};
 }
 
 template <class T>
@@ -71,7 +74,7 @@ struct Update {
             v_used = maximum(max_exp_avg_sq[i], v);                       // torch.maximum(vmax, v, out=vmax)
             max_exp_avg_sq[i] = v_used;
         }
-        const T denom = sqrt_(v_used) / c.bc2_sqrt + c.eps;               // (v.sqrt() / bc2_sqrt).add_(eps)
+        const T denom = sqrt_(v_used) * c.inv_bc2_sqrt + c.eps;           // torch: (v.sqrt() / bc2_sqrt).add_(eps)
         p[i] = param + (c.neg_step_size * m) / denom;                     // addcdiv_(m, denom, -lr/bc1)
     }
 };

@@ -4,7 +4,8 @@
 // Buffers: param, grad, exp_avg, exp_avg_sq.
 //   g = -g                                  if maximize
 //   m = (1 - beta1) * g + beta1 * m;  v = (1 - beta2) * g * g + beta2 * v
-//   u = (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + wd * p
+//   u = (m * (1 / (1 - beta1^t))) / (sqrt(v * (1 / (1 - beta2^t))) + eps) + wd * p
+//   (optax divides by both bias corrections; their reciprocals, from double, leave one division per element)
 //   r = ||p|| / ||u|| per tensor (1 when either norm is 0)
 //   p = p - lr * (u * r)
 //
@@ -31,7 +32,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction1, bias_correction2, eps, weight_decay, neg_lr;
+    T beta1, one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction1, inv_bias_correction2, eps, weight_decay, neg_lr;
 };
 
 template <class T>
@@ -41,8 +42,8 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
             T(1.0 - h.beta1),
             T(h.beta2),
             T(1.0 - h.beta2),
-            T(1.0 - std::pow(h.beta1, t)),
-            T(1.0 - std::pow(h.beta2, t)),
+            T(1.0 / (1.0 - std::pow(h.beta1, t))),
+            T(1.0 / (1.0 - std::pow(h.beta2, t))),
             T(h.eps),
             T(h.weight_decay),
             T(-h.lr)};
@@ -54,7 +55,7 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // The direction u of the element, from the already updated moments.
 template <class T, bool WeightDecay>
 FUSEDOPTIM_INLINE T direction(const Coeffs<T>& c, T p, T m, T v) {
-    T u = (m / c.bias_correction1) / (sqrt_(v / c.bias_correction2) + c.eps);  // scale_by_adam, eps_root = 0
+    T u = (m * c.inv_bias_correction1) / (sqrt_(v * c.inv_bias_correction2) + c.eps);  // scale_by_adam, eps_root 0
     if constexpr (WeightDecay) u = u + c.weight_decay * p;                      // add_decayed_weights
     return u;
 }

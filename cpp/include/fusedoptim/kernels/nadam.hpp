@@ -5,9 +5,10 @@
 //   g = -g                                  if maximize
 //   g = g + wd * p                          L2 decay, or p = p * (1 - lr * wd) when decoupled
 //   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
-//   d = sqrt(v / (1 - beta2^t)) + eps
-//   p = p - lr (1 - mu_t) / (1 - prod_t) * g / d
-//   p = p - lr mu_{t+1} / (1 - prod_{t+1}) * m / d
+//   d = sqrt(v * (1 / (1 - beta2^t))) + eps
+//   p = p + (-lr (1 - mu_t) / (1 - prod_t) * g  -  lr mu_{t+1} / (1 - prod_{t+1}) * m) / d
+// torch divides v by bc2 and adds the two terms to p in two addcdiv_ (three divisions); one division per
+// element here: the reciprocal of bc2 from double, and the terms summed before dividing (one rounding fewer).
 #pragma once
 
 #include <cmath>
@@ -29,7 +30,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1_weight, beta2, one_minus_beta2, bias_correction2, eps, weight_decay, decay_factor, grad_scale,
+    T beta1_weight, beta2, one_minus_beta2, inv_bias_correction2, eps, weight_decay, decay_factor, grad_scale,
         avg_scale;
 };
 
@@ -47,7 +48,7 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step, double mu_product) {
     return {T(1.0 - h.beta1),
             T(h.beta2),
             T(1.0 - h.beta2),
-            T(1.0 - std::pow(h.beta2, t)),
+            T(1.0 / (1.0 - std::pow(h.beta2, t))),
             T(h.eps),
             T(h.weight_decay),
             T(1.0 - h.lr * h.weight_decay),
@@ -72,9 +73,8 @@ struct Update {
         adam::update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
-        const T denom = sqrt_(v / c.bias_correction2) + c.eps;                // v.div(bc2).sqrt().add_(eps)
-        param = param + (c.grad_scale * g) / denom;                            // addcdiv_(g, denom, value=...)
-        p[i] = param + (c.avg_scale * m) / denom;                              // addcdiv_(m, denom, value=...)
+        const T denom = sqrt_(v * c.inv_bias_correction2) + c.eps;             // torch: v.div(bc2).sqrt().add_(eps)
+        p[i] = param + (c.grad_scale * g + c.avg_scale * m) / denom;           // torch: two addcdiv_ by denom
     }
 };
 

@@ -6,8 +6,10 @@
 //   g = -g                                  if maximize
 //   g = g + wd * p                          L2 decay, or p = p * (1 - lr * wd) when decoupled
 //   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
-//   rho_t > 5: p = p - m / (1 - beta1^t) * lr * sqrt(1 - beta2^t) / (sqrt(v) + eps) * r_t
-//   else:      p = p - m / (1 - beta1^t) * lr
+//   rho_t > 5: p = p - m * (lr / (1 - beta1^t)) * sqrt(1 - beta2^t) / (sqrt(v) + eps) * r_t
+//   else:      p = p - m * (lr / (1 - beta1^t))
+// torch divides m by bc1 then multiplies by lr; the one factor lr / bc1 (from double) leaves one division
+// per element.
 #pragma once
 
 #include <cmath>
@@ -29,7 +31,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1_weight, beta2, one_minus_beta2, bias_correction1, lr, bias_correction2_sqrt, eps, rect, weight_decay,
+    T beta1_weight, beta2, one_minus_beta2, lr_over_bc1, bias_correction2_sqrt, eps, rect, weight_decay,
         decay_factor;
     bool rectified;
 };
@@ -45,7 +47,7 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
     const double rect =
         rectified ? std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                   : 1.0;
-    return {T(1.0 - h.beta1), T(h.beta2),        T(1.0 - h.beta2), T(bias_correction1),          T(h.lr),
+    return {T(1.0 - h.beta1), T(h.beta2),        T(1.0 - h.beta2), T(h.lr / bias_correction1),
             T(std::sqrt(bias_correction2)), T(h.eps), T(rect),   T(h.weight_decay), T(1.0 - h.lr * h.weight_decay),
             rectified};
 }
@@ -68,7 +70,7 @@ struct Update {
         adam::update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
-        const T step = (m / c.bias_correction1) * c.lr;                        // exp_avg / bc1 * lr
+        const T step = m * c.lr_over_bc1;                                      // torch: exp_avg / bc1 * lr
         const T adaptive = c.bias_correction2_sqrt / (sqrt_(v) + c.eps);       // bc2**0.5 / v.sqrt().add_(eps)
         p[i] = param - (c.rectified ? (step * adaptive) * c.rect : step);     // param.add_(..., alpha=-1)
     }
