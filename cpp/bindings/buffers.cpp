@@ -286,7 +286,7 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
         PyObject* const params = PyTuple_GET_ITEM(known, 1);
         PyObject* const members = PyTuple_GET_ITEM(known, 2);
         PyObject* const values = PyTuple_GET_ITEM(known, 3);
-        if (PyDict_GetItemString(group, "params") != params || !PyList_CheckExact(params)) return false;
+        if (PyDict_GetItem(group, params_key_.ptr()) != params || !PyList_CheckExact(params)) return false;
         const Py_ssize_t n = PyTuple_GET_SIZE(members);
         if (PyList_GET_SIZE(params) != n) return false;
         for (Py_ssize_t i = 0; i < n; ++i) {
@@ -315,7 +315,7 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads) {
     bound_grads_.clear();
     if (!unchanged(param_groups, grads)) return false;
     for (size_t i = 0; i < counters_.size(); ++i) {
-        PyObject* const step = PyDict_GetItemString(PyList_GET_ITEM(counters_.ptr(), i), "step");
+        PyObject* const step = PyDict_GetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr());
         if (step == nullptr || !PyLong_CheckExact(step)) return false;  // the full step deals with it
         const long long value = PyLong_AsLongLong(step);
         if (value == -1 && PyErr_Occurred()) {
@@ -373,8 +373,10 @@ void StepPlan::run() {
     }
     bound_grads_.clear();
     for (size_t i = 0; i < counters_.size(); ++i) {
-        py::dict state = py::reinterpret_borrow<py::dict>(PyList_GET_ITEM(counters_.ptr(), i));
-        state["step"] = py::int_(step_numbers_[i]);
+        const py::int_ number(step_numbers_[i]);
+        if (PyObject_SetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr(), number.ptr()) != 0) {
+            throw py::error_already_set();
+        }
     }
 }
 

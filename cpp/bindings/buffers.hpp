@@ -164,6 +164,7 @@ private:
     std::vector<size_t> starts_;           // each step's first parameter in the optimizer's order
     size_t count_ = 0;                     // parameters in all
     py::list groups_, entries_, counters_;
+    const py::str params_key_{"params"}, step_key_{"step"};  // made once: a lookup then costs no allocation
     std::vector<Interval> written_;        // every step's written buffers, sorted
     std::vector<py::object> bound_grads_;  // kept alive from bind to run
     std::vector<int64_t> step_numbers_;    // this run's, one per parameter (counting families)

@@ -337,7 +337,7 @@ class Optimizer:
             if self._counts_steps:
                 for p in params:
                     state = self.state._setdefault(p)
-                    state["step"] = state.get("step", 0) + 1
+                    state["step"] = int(state.get("step", 0)) + 1  # an int, as the steady state needs
 
         return views, commit
 
