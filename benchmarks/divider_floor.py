@@ -124,8 +124,15 @@ def main(argv=None) -> int:
     g = rng.standard_normal(n).astype(np.float32)
     m, v = np.zeros_like(p), np.zeros_like(p)
     pointers = [a.ctypes.data for a in (p, g, m, v)]
+    previous = fusedoptim._core.requested_num_threads()
     fusedoptim.set_num_threads(args.threads)
+    try:
+        return _run(args, n, rng, p, g, m, v, pointers)
+    finally:
+        fusedoptim.set_num_threads(previous)
 
+
+def _run(args, n, rng, p, g, m, v, pointers) -> int:
     peers = {}
     with tempfile.TemporaryDirectory() as directory:
         lib = _compile(directory)
@@ -138,7 +145,7 @@ def main(argv=None) -> int:
         try:
             import torch
 
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(args.threads)  # a script's own process: not restored
             tp = torch.from_numpy(p)
             tp.grad = torch.from_numpy(g)
             topt = torch.optim.Adam([tp], lr=1e-3, fused=True)

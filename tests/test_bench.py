@@ -140,3 +140,26 @@ def test_run_with_torch_and_plots(tmp_path):
 def test_bad_arguments_exit_with_status_2(tmp_path, capsys):
     assert main(["--optimizers", "adamm", "--out", str(tmp_path)]) == 2
     assert "unknown optimizer" in capsys.readouterr().err
+
+
+def test_divider_floor_script_writes_its_table(tmp_path):
+    """benchmarks/divider_floor.py (the evidence for the Adam n=1e6 target) runs and writes JSON and Markdown."""
+    import importlib.util
+    import pathlib
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler for the native loops")
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "divider_floor.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ is not next to the tests (an installed-package run)")
+    spec = importlib.util.spec_from_file_location("divider_floor", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--n", "4099", "--threads", "1", "--rounds", "2", "--min-time", "0.0001",
+                        "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "divider_floor.json").read_text())
+    peers = [row["peer"] for row in result["rows"]]
+    assert peers[:4] == [name for name, _ in module.VARIANTS] and "fusedoptim.Adam step" in peers
+    assert all(row["time_us"] > 0 for row in result["rows"])
+    assert "| peer |" in (tmp_path / "divider_floor.md").read_text()
