@@ -28,6 +28,7 @@ from .methods import (
     parse_value,
 )
 from .plot import MissingExtra, plot_runs, plot_study
+from .parallel import Parallel, launched_ranks
 from .train import Reporter, TrainConfig, blas_threads, describe_run, train
 
 __all__ = ["add_commands"]
@@ -79,6 +80,14 @@ def add_commands(commands: Any) -> None:
                        help="print a JSON summary on stdout (the log lines go to stderr)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     group.add_argument("--quiet", action="store_true", help="no log lines (the --json summary is still printed)")
+    group = train_parser.add_argument_group(
+        "MPI",
+        "Under mpiexec -n N (needs mpi4py: pip install \"fusedoptim[mpi]\") the run is data parallel: each rank "
+        "takes a block of every batch and the gradients are averaged, so it follows the single-process run with "
+        "the same batch size; only rank 0 prints and writes.",
+    )
+    group.add_argument("--zero", action="store_true",
+                       help="shard the optimizer state over the ranks (ZeRO-1; not with lamb)")
     train_parser.set_defaults(run=lambda args: run_train(args, train_parser))
 
     tune_parser = commands.add_parser(
@@ -385,7 +394,18 @@ def run_train(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser
         if args.save_every and not args.save:
             error("--save-every needs --save PATH")
 
-    reporter = _reporter(args)
+    parallel = None
+    if launched_ranks() > 1 or getattr(args, "zero", False):
+        if args.compare is not None:
+            error("--compare trains its methods one after another in one process; run it without mpiexec")
+        if base.optimizer == "lamb" and args.zero:
+            error("--zero needs an elementwise update; lamb's trust ratio is per array (drop --zero)")
+        try:
+            parallel = Parallel(zero=args.zero)
+        except ImportError as problem:
+            print(f"fusedoptim train: error: {problem}", file=sys.stderr)
+            return 1
+    reporter = _reporter(args) if parallel is None or parallel.is_root else Reporter(quiet=True)
     notes: list[str] = []
     try:
         dataset = _load(args, reporter)
@@ -393,6 +413,8 @@ def run_train(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser
             threads = {"kernels": fusedoptim.get_num_threads(), "blas": blas_threads()}
             for line in describe_run(dataset, base, with_optimizer=args.compare is None):
                 reporter.line(line)
+            if parallel is not None:
+                reporter.line(parallel.describe())
             for note in notes:
                 reporter.line(f"note: {note}")
             if args.compare is not None:
@@ -402,12 +424,14 @@ def run_train(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser
                 plot_path = None if args.no_plot else args.plot or "fusedoptim-compare.png"
             else:
                 results = [train(dataset, base, reporter, save=args.save, save_every=args.save_every,
-                                 resume=args.resume)]
+                                 resume=args.resume, parallel=parallel)]
                 plot_path = None if args.no_plot else args.plot
     except (DataError, DownloadError, _checkpoint.CheckpointError, OSError) as problem:
         # OSError: a file that cannot be read or a checkpoint that cannot be written (the message names it).
         print(f"fusedoptim train: error: {problem}", file=sys.stderr)
         return 1
+    if parallel is not None and not parallel.is_root:
+        return 0  # rank 0 reports and writes for all
 
     written = None
     if plot_path:

@@ -25,6 +25,7 @@ from . import _checkpoint
 from .data import Dataset
 from .methods import FULL_BATCH, OPTIMIZERS, format_settings, hyperparameters
 from .mlp import MLP
+from .parallel import Parallel
 
 __all__ = ["TrainConfig", "EpochRecord", "RunResult", "Reporter", "build_optimizer", "train", "describe_run",
            "blas_threads"]
@@ -261,8 +262,15 @@ class _Progress:
 
 
 def _save(path: Path, config: TrainConfig, dataset: Dataset, model: MLP, optimizer: Optimizer,
-          order_rng: np.random.Generator, progress: _Progress) -> None:
-    arrays, optimizer_meta = _checkpoint.optimizer_state_to_npz(optimizer.state_dict())
+          order_rng: np.random.Generator, progress: _Progress, parallel: Optional[Parallel] = None) -> None:
+    if parallel is not None:
+        # The full state dict on rank 0 (ZeRO gathers the shards: a collective), written by rank 0 alone.
+        state_dict = parallel.state_dict(optimizer)
+        if not parallel.is_root:
+            return
+    else:
+        state_dict = optimizer.state_dict()
+    arrays, optimizer_meta = _checkpoint.optimizer_state_to_npz(state_dict)
     arrays.update({f"param/{i}": p for i, p in enumerate(model.params)})
     if progress.permutation is not None:
         arrays["permutation"] = progress.permutation
@@ -318,6 +326,7 @@ def train(
     save_every: Optional[int] = None,
     resume: Optional[Union[str, Path]] = None,
     on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+    parallel: Optional[Parallel] = None,
 ) -> RunResult:
     """Trains an MLP on ``dataset`` with fusedoptim and returns its history.
 
@@ -334,6 +343,10 @@ def train(
         hyperparameters, batch, model, seed, data). The continuation is bit-identical to an uninterrupted run.
     on_epoch
         Called with each epoch's record (``fusedoptim tune`` reports to Optuna and prunes from it).
+    parallel
+        Under ``mpiexec``: every rank runs this with the same arguments and takes a block of every batch; the
+        optimizer is wrapped in DataParallel (or ZeRO-1), so the run follows the single-process one with the
+        same global batch. Only rank 0 writes checkpoints; pass a quiet reporter on the other ranks.
     """
     reporter = reporter if reporter is not None else Reporter(quiet=True)
     if config.batch != FULL_BATCH and int(config.batch) < 1:
@@ -342,6 +355,8 @@ def train(
     order_rng = np.random.default_rng(order_seed)
     model = MLP((dataset.num_features, *config.hidden, dataset.num_classes), np.random.default_rng(init_seed))
     optimizer = build_optimizer(config, model.params)
+    if parallel is not None:
+        optimizer = parallel.wrap(optimizer)
     progress = _Progress()
     if resume is not None:
         progress = _restore(Path(resume), config, dataset, model, optimizer, order_rng)
@@ -351,14 +366,15 @@ def train(
 
     def checkpoint() -> None:
         if save_path is not None:
-            _save(save_path, config, dataset, model, optimizer, order_rng, progress)
+            _save(save_path, config, dataset, model, optimizer, order_rng, progress, parallel)
 
     if resume is not None and progress.stopped is None and progress.position == 0 and progress.history:
         # A stop by --tol or --patience is not saved: judged again with this run's settings.
         previous = progress.history[-2] if len(progress.history) > 1 else None
         progress.stopped = _stop_reason(config, progress.history, previous)
 
-    loop = _Loop(dataset, config, model, optimizer, order_rng, progress, reporter, checkpoint, save_every, on_epoch)
+    loop = _Loop(dataset, config, model, optimizer, order_rng, progress, reporter, checkpoint, save_every, on_epoch,
+                 parallel)
     # A diverging run overflows: the loop sees the non-finite loss and stops with a message, so NumPy's
     # overflow and invalid-value warnings would only repeat it.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -384,8 +400,9 @@ class _Loop:
     def __init__(self, dataset: Dataset, config: TrainConfig, model: MLP, optimizer: Optimizer,
                  order_rng: np.random.Generator, progress: _Progress, reporter: Reporter,
                  checkpoint: Callable[[], None], save_every: Optional[int],
-                 on_epoch: Optional[Callable[[EpochRecord], None]]) -> None:
+                 on_epoch: Optional[Callable[[EpochRecord], None]], parallel: Optional[Parallel] = None) -> None:
         self.dataset, self.config, self.model, self.optimizer = dataset, config, model, optimizer
+        self.parallel = parallel
         self.order_rng, self.progress, self.reporter = order_rng, progress, reporter
         self.checkpoint, self.save_every, self.on_epoch = checkpoint, save_every, on_epoch
         examples = len(dataset.y_train)
@@ -411,8 +428,20 @@ class _Loop:
                 else:
                     rows = progress.permutation[b * self.batch_size:(b + 1) * self.batch_size]  # type: ignore[index]
                     x, y = x_train[rows], y_train[rows]
+                count = len(y)  # the global batch; under MPI this rank computes a block of it
+                if self.parallel is not None:
+                    rows_here = self.parallel.block(count)
+                    x, y = x[rows_here], y[rows_here]
                 t1 = clock()
-                loss = self.model.loss_and_grad(x, y, chunk=chunk)
+                if len(y):
+                    loss = self.model.loss_and_grad(x, y, chunk=chunk)
+                else:  # more ranks than examples in this batch: this rank contributes nothing
+                    loss = 0.0
+                    for g in self.model.grads:
+                        g.fill(0)
+                if self.parallel is not None:
+                    self.parallel.reweight(self.model.grads, len(y), count)
+                    loss = self.parallel.batch_loss(loss, len(y), count)
                 t2 = clock()
                 self.optimizer.step(self.model.grads)
                 t3 = clock()
@@ -423,8 +452,8 @@ class _Loop:
                 progress.steps += 1
                 progress.running_loss += loss
                 progress.running_count += 1
-                progress.epoch_loss += loss * len(y)
-                progress.epoch_examples += len(y)
+                progress.epoch_loss += loss * count
+                progress.epoch_examples += count
                 if bar is not None:
                     bar.update(1)
                 if not math.isfinite(loss):
