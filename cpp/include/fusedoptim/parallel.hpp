@@ -107,8 +107,10 @@ void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
 // thread or SIMD level.
 inline constexpr int64_t kStageBlock = 256;
 
+// `c` is taken by value: a local copy cannot alias the stores, so the compiler can hoist mode tests on the
+// coefficients (lerp's weight) out of the loop and vectorise it, as in the plain path.
 template <class Isa, class T, class C, class Update>
-void run_staged(const TensorRef<T>& t, const C& c, int64_t lo, int64_t hi, const Update& update) {
+void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update& update) {
     alignas(64) T stage[kMaxBuffers][kStageBlock];
     for (int64_t begin = lo; begin < hi; begin += kStageBlock) {
         const int64_t n = hi - begin < kStageBlock ? hi - begin : kStageBlock;
