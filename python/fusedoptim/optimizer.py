@@ -90,6 +90,12 @@ class ParamState(MutableMapping):
 class Optimizer:
     """Base class of fusedoptim's optimizers (the shape of :class:`torch.optim.Optimizer`).
 
+    Mixed precision (every family but LAMB): float16 or bfloat16 (ml_dtypes) parameters are updated through a
+    float32 master copy kept in their state (``master_param``), rounded into the 16-bit array after every step;
+    their gradients have their dtype. ``state_dtype`` ("bfloat16" or "float16", a constructor keyword or a group
+    key) stores the state buffers in 16 bits (arithmetic stays float32). ``step(..., grad_scale=s)`` unscales
+    gradients inside the kernel (see :class:`fusedoptim.GradScaler`).
+
     Subclasses define ``_check_group`` (hyperparameters, called at construction and at every step, so edited
     ``param_groups`` are checked too), ``_prepare_group`` (returns the prepared C++ step and a commit callback)
     and the state keys they own.
