@@ -168,6 +168,8 @@ def test_mixed_run_tracks_float32_run(param_dtype, state_dtype, tolerance):
     largest |w|) of the float32 run's. Gradients are computed from the 16-bit parameters and rounded to 16 bits,
     as a 16-bit model would."""
     pdt = _dtype(param_dtype)
+    if state_dtype is not None:
+        _dtype(state_dtype)  # skips without ml_dtypes
     rng = np.random.default_rng(3)
     a = rng.standard_normal((64, 32)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)
