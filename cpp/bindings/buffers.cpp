@@ -28,7 +28,13 @@ std::string describe_dtype(const py::array& a) { return py::str(a.dtype()); }
 
 std::string describe_shape(const py::array& a) { return py::str(a.attr("shape")); }
 
-enum class DType { f32, f64, other };
+enum class DType { f32, f64, f16, bf16, other };
+
+bool is_16bit(DType dt) { return dt == DType::f16 || dt == DType::bf16; }
+
+Storage storage_of(DType dt) {
+    return dt == DType::f16 ? Storage::f16 : dt == DType::bf16 ? Storage::bf16 : Storage::native;
+}
 
 DType dtype_of(const py::array& a) {
     // Read from the descriptor directly (array_t<T>::check_ builds a dtype object per call): the type number
@@ -39,6 +45,11 @@ DType dtype_of(const py::array& a) {
     if (!native_order) return DType::other;
     if (descr->type_num == py::detail::npy_api::NPY_FLOAT_) return DType::f32;
     if (descr->type_num == py::detail::npy_api::NPY_DOUBLE_) return DType::f64;
+    if (descr->type_num == 23) return DType::f16;  // NPY_HALF
+    // ml_dtypes' bfloat16 is a user-defined type (its number depends on registration order): checked by name.
+    if (descr->type_num >= 256 && std::string(py::str(a.dtype())) == "bfloat16") {
+        return DType::bf16;
+    }
     return DType::other;
 }
 
@@ -60,10 +71,10 @@ std::string overlap_message(const Interval& a, const Interval& b) {
 }
 
 // Checks entry i of list `list`: an ndarray, C-contiguous, aligned, writeable if `written`; a parameter
-// (`param` null) of float32/float64; anything else of the parameter's dtype (`param_dtype`) and shape. Returns
-// its dtype.
+// (`param` null) of float32/float64; anything else of the parameter's dtype (`param_dtype`) and shape, or, with
+// `low_ok` and a float32 parameter, float16 or bfloat16 storage (mixed-precision state). Returns its dtype.
 DType check_entry(const char* list, bool written, size_t i, py::handle item, const py::array* param,
-                  DType param_dtype, const char* param_list) {
+                  DType param_dtype, const char* param_list, bool low_ok = false) {
     if (!py::isinstance<py::array>(item)) {
         throw py::type_error(entry_name(list, i) + " must be a numpy.ndarray, got " + type_name(item));
     }
@@ -75,7 +86,7 @@ DType check_entry(const char* list, bool written, size_t i, py::handle item, con
                                  "; fusedoptim updates float32 and float64 arrays (native byte order)");
         }
     } else {
-        if (dt != param_dtype) {
+        if (dt != param_dtype && !(low_ok && param_dtype == DType::f32 && is_16bit(dt))) {
             throw py::type_error(entry_name(list, i) + " has dtype " + describe_dtype(a) + " but " +
                                  entry_name(param_list, i) + " has dtype " + describe_dtype(*param));
         }
@@ -106,12 +117,36 @@ void check_read_overlap(const std::vector<Interval>& written, const Interval& r)
     if (it != written.end() && it->begin < r.end) throw py::value_error(overlap_message(*it, r));
 }
 
+// A row's mixed-precision storage: each slot's format, the 16-bit parameter written after the update, and the
+// gradient's scale.
+struct RowPrecision {
+    std::vector<DType> kinds;
+    py::object model;
+    DType model_kind = DType::other;
+    double grad_scale = 1.0;
+    bool staged = false;
+};
+
 template <class T>
-void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t position, int64_t size) {
+void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t position, int64_t size,
+            const RowPrecision& precision) {
     TensorRef<T> ref{};
     for (size_t j = 0; j < row.size(); ++j) {
-        if (row[j]) ref.buf[j] = reinterpret_cast<T*>(py::detail::array_proxy(row[j].ptr())->data);
+        if (!row[j]) continue;
+        char* data = py::detail::array_proxy(row[j].ptr())->data;
+        if (is_16bit(precision.kinds[j])) {
+            ref.low[j] = data;
+            ref.kind[j] = storage_of(precision.kinds[j]);
+        } else {
+            ref.buf[j] = reinterpret_cast<T*>(data);
+        }
     }
+    if (precision.model) {
+        ref.model = py::detail::array_proxy(precision.model.ptr())->data;
+        ref.model_kind = storage_of(precision.model_kind);
+    }
+    ref.grad_scale = static_cast<T>(precision.grad_scale);
+    ref.staged = precision.staged;
     ref.size = size;
     part.tensors.push_back(ref);
     part.offsets.push_back(part.offsets.back() + size);
@@ -147,7 +182,8 @@ void check_steps(const std::vector<int64_t>& steps, size_t count) {
     }
 }
 
-Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels) {
+Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels,
+                py::handle precision) {
     struct LabelScope {
         explicit LabelScope(const std::vector<int64_t>* l) { message_labels = l; }
         ~LabelScope() { message_labels = nullptr; }
@@ -164,11 +200,26 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
         }
     }
 
+    // Mixed precision: (models, grad_scale); models None, or per parameter None or its 16-bit copy (then the
+    // parameter is its float32 master).
+    const bool mixed = !precision.is_none();
+    py::sequence models;
+    double grad_scale = 1.0;
+    if (mixed) {
+        const auto pair = py::reinterpret_borrow<py::tuple>(precision);
+        if (pair.size() != 2) throw std::logic_error("precision must be (models, grad_scale)");
+        grad_scale = pair[1].cast<double>();
+        if (!pair[0].is_none()) models = as_list(BufferList{"model_params", pair[0], true}, count, false);
+    }
+
     Gathered out;
     out.count = count;
     std::vector<std::vector<py::object>> rows(count, std::vector<py::object>(lists.size()));
+    std::vector<RowPrecision> row_precision(count);
     std::vector<DType> dtypes(count);
     for (size_t i = 0; i < count; ++i) {
+        RowPrecision& rp = row_precision[i];
+        rp.kinds.assign(lists.size(), DType::other);
         for (size_t l = 0; l < lists.size(); ++l) {
             if (!seqs[l]) continue;
             const BufferList& arg = lists[l];
@@ -176,9 +227,34 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
             py::array param_array;
             if (l > 0) param_array = py::reinterpret_borrow<py::array>(rows[i][0]);
             const py::array* param = l == 0 ? nullptr : &param_array;
-            const DType dt = check_entry(arg.name, arg.written, i, item, param, l == 0 ? DType::other : dtypes[i],
-                                         lists[0].name);
+            DType dt;
+            if (l == 1 && models && !models[i].is_none()) {
+                // The gradient has the 16-bit parameter's dtype and shape (checked against it, by its name).
+                py::object model = models[i];
+                const DType model_dt = check_entry("params", true, i, model, &param_array, dtypes[i], "master_params", true);
+                if (!is_16bit(model_dt)) {
+                    throw py::type_error(entry_name("params", i) + " has dtype " +
+                                         describe_dtype(py::reinterpret_borrow<py::array>(model)) +
+                                         "; mixed precision updates float16 or bfloat16 parameters");
+                }
+                const auto model_array = py::reinterpret_borrow<py::array>(model);
+                dt = check_entry(arg.name, arg.written, i, item, &model_array, model_dt, "params");
+                rp.model = model;
+                rp.model_kind = model_dt;
+                if (model_array.size() > 0) {
+                    const auto begin = reinterpret_cast<uintptr_t>(model_array.data());
+                    const int64_t label = labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i);
+                    const Interval interval{begin, begin + static_cast<uintptr_t>(model_array.nbytes()), "params", label};
+                    out.written.push_back(interval);
+                    out.written_arrays.emplace_back(model_array, interval);
+                }
+                out.arrays.push_back(model);
+            } else {
+                dt = check_entry(arg.name, arg.written, i, item, param, l == 0 ? DType::other : dtypes[i],
+                                 lists[0].name, mixed && l >= 2);
+            }
             if (l == 0) dtypes[i] = dt;
+            rp.kinds[l] = dt;
             auto a = py::reinterpret_borrow<py::array>(item);
             if (a.size() > 0) {
                 const auto begin = reinterpret_cast<uintptr_t>(a.data());
@@ -188,6 +264,10 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
                 if (arg.written) out.written_arrays.emplace_back(a, interval);
             }
             rows[i][l] = std::move(a);
+        }
+        if (mixed) {
+            rp.grad_scale = grad_scale;
+            rp.staged = true;
         }
     }
 
@@ -204,9 +284,9 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
         }
         if (size == 0) continue;
         if (dtypes[i] == DType::f32) {
-            append(out.f32, rows[i], i, size);
+            append(out.f32, rows[i], i, size, row_precision[i]);
         } else {
-            append(out.f64, rows[i], i, size);
+            append(out.f64, rows[i], i, size, row_precision[i]);
         }
     }
     return out;

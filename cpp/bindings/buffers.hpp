@@ -64,7 +64,12 @@ struct Gathered {
 // and offending value.
 // `labels`, when given, are the indices messages show for each position (an optimizer's global parameter
 // indices, as it passes only the parameters that have a gradient).
-Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels);
+// `precision`, when not None, is (models, grad_scale) and makes every tensor mixed-precision (float32 masters
+// only): state lists may then hold float16/bfloat16 arrays, `models` (None or one float16/bfloat16 array per
+// parameter, written after each update with the rounded master) fixes the gradients' dtype, and the gradients
+// are multiplied by grad_scale as they are read. See TensorRef in common.hpp.
+Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels,
+                py::handle precision = py::none());
 
 // Raises ValueError unless `values` has one entry per parameter.
 void check_length(const char* name, size_t length, size_t count);
@@ -194,7 +199,12 @@ public:
     }
 
     void set_grad(size_t index, const void* grad) override {
-        tensors_.tensors[index].buf[1] = const_cast<T*>(static_cast<const T*>(grad));  // only ever read
+        TensorRef<T>& t = tensors_.tensors[index];
+        if (t.kind[1] != Storage::native) {
+            t.low[1] = const_cast<void*>(grad);  // only ever read
+        } else {
+            t.buf[1] = const_cast<T*>(static_cast<const T*>(grad));
+        }
     }
 
     void recompute(const StepNumbers& steps) override {

@@ -12,12 +12,12 @@ void register_nadam(py::module_& m) {
         [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
            std::vector<double> mu_products, std::vector<int64_t> steps, double lr, double beta1, double beta2,
            double eps, double weight_decay, double momentum_decay, bool decoupled_weight_decay, bool maximize,
-           const std::optional<std::vector<int64_t>>& labels) {
+           const std::optional<std::vector<int64_t>>& labels, py::object precision) {
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_avg_sqs", exp_avg_sqs, true}},
-                                labels);
+                                labels, precision);
             check_steps(steps, g.count);
             check_length("mu_products", mu_products.size(), g.count);
             const nadam::Hyper hyper{lr, beta1, beta2, eps, weight_decay, momentum_decay};
@@ -37,7 +37,7 @@ void register_nadam(py::module_& m) {
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("mu_products"),
         py::arg("steps"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
         py::arg("weight_decay"), py::arg("momentum_decay"), py::arg("decoupled_weight_decay"), py::arg("maximize"),
-        py::arg("labels") = py::none());
+        py::arg("labels") = py::none(), py::arg("precision") = py::none());
 }
 
 }  // namespace fusedoptim::bind

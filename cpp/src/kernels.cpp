@@ -20,6 +20,8 @@ const KernelTable table = {
     FUSEDOPTIM_STR(FUSEDOPTIM_ISA),
     {FUSEDOPTIM_FAMILIES(FUSEDOPTIM_F32)},
     {FUSEDOPTIM_FAMILIES(FUSEDOPTIM_F64)},
+    &to_float<Isa>,
+    &from_float<Isa>,
 };
 
 }  // namespace fusedoptim::FUSEDOPTIM_ISA

@@ -20,6 +20,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 from . import _core, functional, reference  # noqa: E402
+from .amp import GradScaler
 from .arena import ParamArena
 from .checkpoint import load, save
 from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
@@ -45,6 +46,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "GradScaler",
     "LAMB",
     "Lion",
     "NAdam",

@@ -34,15 +34,17 @@ class Adadelta(Optimizer):
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_adadelta(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads):
         states, commit = self._gather_state(indices, params, {"square_avg": np.zeros_like, "acc_delta": np.zeros_like})
-        step = F._adadelta_prepare(params, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
+        kparams, precision = self._kernel_inputs(group, params, states)
+        step = F._adadelta_prepare(kparams, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
                                    lr=group["lr"], rho=group["rho"], eps=group["eps"],
-                                   weight_decay=group["weight_decay"], maximize=group["maximize"], labels=indices, checked=True)
+                                   weight_decay=group["weight_decay"], maximize=group["maximize"], labels=indices, checked=True, precision=precision)
         return step, commit

@@ -35,10 +35,11 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, "state_dtype": state_dtype})
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -47,7 +48,7 @@ class Adagrad(Optimizer):
         for p in group["params"]:
             state = self.state._setdefault(p)
             state.setdefault("step", 0)
-            state.setdefault("sum", np.full_like(p, group["initial_accumulator_value"]))
+            state.setdefault("sum", self._new_state_array(group, p, group["initial_accumulator_value"]))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_adagrad(group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])
@@ -57,7 +58,8 @@ class Adagrad(Optimizer):
     def _prepare_group(self, group, indices, params, grads):
         initial = group["initial_accumulator_value"]
         states, commit = self._gather_state(indices, params, {"sum": lambda p: np.full_like(p, initial)})
-        step = F._adagrad_prepare(params, grads, [s["sum"] for s in states], [s["step"] + 1 for s in states],
+        kparams, precision = self._kernel_inputs(group, params, states)
+        step = F._adagrad_prepare(kparams, grads, [s["sum"] for s in states], [s["step"] + 1 for s in states],
                                   lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                                  eps=group["eps"], maximize=group["maximize"], labels=indices, checked=True)
+                                  eps=group["eps"], maximize=group["maximize"], labels=indices, checked=True, precision=precision)
         return step, commit

@@ -55,11 +55,12 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, "state_dtype": state_dtype})
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
@@ -71,13 +72,14 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             buffers["max_exp_avg_sq"] = np.zeros_like
         states, commit = self._gather_state(indices, params, buffers)
+        kparams, precision = self._kernel_inputs(group, params, states)
         beta1, beta2 = group["betas"]
         step = F._adam_prepare(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
             [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None, [s["step"] + 1 for s in states],
             lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
             amsgrad=group["amsgrad"], maximize=group["maximize"],
-            decoupled_weight_decay=group["decoupled_weight_decay"], labels=indices, checked=True)
+            decoupled_weight_decay=group["decoupled_weight_decay"], labels=indices, checked=True, precision=precision)
         return step, commit
 
 
@@ -95,6 +97,7 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, state_dtype=state_dtype)

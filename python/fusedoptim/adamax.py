@@ -34,8 +34,9 @@ class Adamax(Optimizer):
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
@@ -43,9 +44,10 @@ class Adamax(Optimizer):
 
     def _prepare_group(self, group, indices, params, grads):
         states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like, "exp_inf": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states)
         beta1, beta2 = group["betas"]
-        step = F._adamax_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_inf"] for s in states],
+        step = F._adamax_prepare(kparams, grads, [s["exp_avg"] for s in states], [s["exp_inf"] for s in states],
                                  [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
                                  eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-                                 labels=indices, checked=True)
+                                 labels=indices, checked=True, precision=precision)
         return step, commit

@@ -15,6 +15,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _precision
+
 __all__ = ["save", "load"]
 
 FORMAT = "fusedoptim-checkpoint"
@@ -29,6 +31,10 @@ class _Encoder:
     def encode(self, value: Any) -> Any:
         if isinstance(value, np.ndarray):
             key = f"array_{len(self.arrays)}"
+            if _precision.BFLOAT16 is not None and value.dtype == _precision.BFLOAT16:
+                # .npy has no bfloat16 (it would load as raw void): stored as its bits, retyped on load
+                self.arrays[key] = value.view(np.uint16)
+                return {"__array__": key, "dtype": "bfloat16"}
             self.arrays[key] = value
             return {"__array__": key}
         if isinstance(value, np.generic):
@@ -52,6 +58,10 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
             key = value["__array__"]
             if key not in arrays:
                 raise ValueError(f"checkpoint is damaged: array {key!r} is missing")
+            if value.get("dtype") == "bfloat16":
+                if arrays[key].dtype != np.uint16:
+                    raise ValueError(f"checkpoint is damaged: bfloat16 array {key!r} is not stored as uint16 bits")
+                return arrays[key].view(_precision.bfloat16())  # ImportError without ml_dtypes, saying so
             return arrays[key]
         if "__tuple__" in value:
             return tuple(_decode(v, arrays) for v in value["__tuple__"])

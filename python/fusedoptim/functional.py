@@ -41,7 +41,7 @@ def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
-def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None, checked=False):
+def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None, checked=False, precision=None, state_dtype=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
     if not isinstance(params, (list, tuple)):
@@ -53,10 +53,10 @@ def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, we
         if len(momentum_buffers) != len(params):
             raise ValueError(f"Expected {len(params)} momentum_buffers (one per parameter), got {len(momentum_buffers)}")
         first_steps = [b is None for b in momentum_buffers]
-        buffers = [np.zeros_like(p) if b is None else b for p, b in zip(params, momentum_buffers)]
+        buffers = [np.zeros(p.shape, state_dtype or p.dtype) if b is None else b for p, b in zip(params, momentum_buffers)]
     else:
         buffers = None
-    step = _core.sgd_prepare(params, grads, buffers, first_steps, lr, momentum, dampening, weight_decay, nesterov, maximize, labels)
+    step = _core.sgd_prepare(params, grads, buffers, first_steps, lr, momentum, dampening, weight_decay, nesterov, maximize, labels, precision)
     return step, buffers
 
 
@@ -103,10 +103,10 @@ def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None, checked=False):
+def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
-    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr, lr_decay, weight_decay, eps, maximize, labels)
+    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr, lr_decay, weight_decay, eps, maximize, labels, precision)
 
 
 def adagrad_(
@@ -146,14 +146,14 @@ def check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, ep
 
 
 def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
-                     momentum, centered, maximize, eps_in_sqrt, labels=None, checked=False):
+                     momentum, centered, maximize, eps_in_sqrt, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
     if centered and grad_avgs is None:
         raise TypeError("grad_avgs must be a list of arrays when centered=True")
     if momentum != 0 and momentum_buffers is None:
         raise TypeError("momentum_buffers must be a list of arrays when momentum != 0")
-    return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt, labels)
+    return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt, labels, precision)
 
 
 def rmsprop_(
@@ -209,12 +209,12 @@ def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled
 
 
 def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps,
-                  weight_decay, amsgrad, maximize, decoupled_weight_decay, labels=None, checked=False):
+                  weight_decay, amsgrad, maximize, decoupled_weight_decay, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     if amsgrad and max_exp_avg_sqs is None:
         raise TypeError("max_exp_avg_sqs must be a list of arrays when amsgrad=True")
-    return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, labels)
+    return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, labels, precision)
 
 
 def adam_(
@@ -284,10 +284,10 @@ def check_adadelta(lr, rho, eps, weight_decay, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None, checked=False):
+def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adadelta(lr, rho, eps, weight_decay, maximize)
-    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas, lr, rho, eps, weight_decay, maximize, labels)
+    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas, lr, rho, eps, weight_decay, maximize, labels, precision)
 
 
 def adadelta_(
@@ -322,10 +322,10 @@ def check_adamax(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
 
 
 def _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
-                    labels=None, checked=False):
+                    labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, maximize, labels)
+    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, maximize, labels, precision)
 
 
 def adamax_(
@@ -363,13 +363,13 @@ def check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_w
 
 
 def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, lr, beta1, beta2, eps,
-                   weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels=None, checked=False):
+                   weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels=None, checked=False, precision=None):
     """Returns the prepared step and the updated momentum products (to store once the step has run)."""
     if not checked:  # an optimizer checks its groups itself, once per change
         check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
     if not isinstance(mu_products, list):
         raise TypeError(f"mu_products must be a list of floats, got {type(mu_products).__name__}")
-    return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels)
+    return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels, precision)
 
 
 def nadam_(
@@ -420,10 +420,10 @@ def check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, max
 
 
 def _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay,
-                   decoupled_weight_decay, maximize, labels=None, checked=False):
+                   decoupled_weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
-    return _core.radam_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, labels)
+    return _core.radam_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, labels, precision)
 
 
 def radam_(
@@ -465,10 +465,10 @@ def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
     check_bool("maximize", maximize)
 
 
-def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False):
+def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lion(lr, beta1, beta2, weight_decay, maximize)
-    return _core.lion_prepare(params, grads, exp_avgs, lr, beta1, beta2, weight_decay, maximize, labels)
+    return _core.lion_prepare(params, grads, exp_avgs, lr, beta1, beta2, weight_decay, maximize, labels, precision)
 
 
 def lion_(

@@ -26,6 +26,8 @@ class LAMB(Optimizer):
     State: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
+    _mixed_precision = False  # its trust ratio needs a second pass over the update: float32/float64 only
+
     _required_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(

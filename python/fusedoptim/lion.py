@@ -38,8 +38,9 @@ XX
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
@@ -47,8 +48,9 @@ XX
 
     def _prepare_group(self, group, indices, params, grads):
         states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states)
         beta1, beta2 = group["betas"]
-        step = F._lion_prepare(params, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1,
+        step = F._lion_prepare(kparams, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1,
                                beta2=beta2, weight_decay=group["weight_decay"], maximize=group["maximize"],
-                               labels=indices, checked=True)
+                               labels=indices, checked=True, precision=precision)
         return step, commit

@@ -40,8 +40,9 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
 
@@ -53,13 +54,14 @@ class NAdam(Optimizer):
     def _prepare_group(self, group, indices, params, grads):
         states, commit_buffers = self._gather_state(indices, params,
                                                     {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states)
         beta1, beta2 = group["betas"]
         step, products = F._nadam_prepare(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
             [float(s.get("mu_product", 1.0)) for s in states], [s["step"] + 1 for s in states], lr=group["lr"],
             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
             momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
-            maximize=group["maximize"], labels=indices, checked=True)
+            maximize=group["maximize"], labels=indices, checked=True, precision=precision)
 
         def commit() -> None:
             commit_buffers()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Optional, Union
 import numpy as np
 
 from . import _core
+from . import _precision
 from . import clip as _clip
 from .arena import ParamArena
 from ._validation import check_bool, check_nonnegative
@@ -89,6 +90,12 @@ class ParamState(MutableMapping):
 class Optimizer:
     """Base class of fusedoptim's optimizers (the shape of :class:`torch.optim.Optimizer`).
 
+    Mixed precision (every family but LAMB): float16 or bfloat16 (ml_dtypes) parameters are updated through a
+    float32 master copy kept in their state (``master_param``), rounded into the 16-bit array after every step;
+    their gradients have their dtype. ``state_dtype`` ("bfloat16" or "float16", a constructor keyword or a group
+    key) stores the state buffers in 16 bits (arithmetic stays float32). ``step(..., grad_scale=s)`` unscales
+    gradients inside the kernel (see :class:`fusedoptim.GradScaler`).
+
     Subclasses define ``_check_group`` (hyperparameters, called at construction and at every step, so edited
     ``param_groups`` are checked too), ``_prepare_group`` (returns the prepared C++ step and a commit callback)
     and the state keys they own.
@@ -99,9 +106,14 @@ class Optimizer:
     _scalar_state: ClassVar[tuple[str, ...]] = ()  # per-parameter floats (NAdam's mu_product)
     _counts_steps: ClassVar[bool] = True
     _plannable: ClassVar[bool] = True  # its prepared steps can be re-run by a _core.StepPlan
+    _mixed_precision: ClassVar[bool] = True  # takes 16-bit parameters (float32 masters) and a state_dtype
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
+        if "state_dtype" in self.defaults and self.defaults["state_dtype"] is None:
+            del self.defaults["state_dtype"]  # groups without the key keep their state in the default dtype
+        self._grad_scale = 1.0  # the step being prepared's gradient scale (GradScaler)
+        self._preparing: dict[str, Any] = {}  # the group being prepared
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState(self)
         if isinstance(params, np.ndarray) or isinstance(params, (set, frozenset)):
@@ -169,6 +181,7 @@ class Optimizer:
         if names is not None:
             group["param_names"] = names
         self._check_group(group)
+        self._check_precision(group)
         self._plan = None
         self.param_groups.append(group)
 
@@ -187,6 +200,7 @@ class Optimizer:
         skip_if_nonfinite: bool = False,
         max_grad_norm: Optional[float] = None,
         norm_type: float = 2.0,
+        grad_scale: float = 1.0,
     ) -> bool:
         """Updates every parameter in place from ``grads``: one gradient per parameter, in parameter order
         (flattened over groups), or a dict by name for named parameters; ``None`` (or a missing name) leaves
@@ -196,7 +210,10 @@ class Optimizer:
         counts) and return False; ``skipped_steps`` counts such steps. ``max_grad_norm``: first scale the
         gradients in place so their total ``norm_type``-norm is at most this (``clip_grad_norm_``). Asked
         together, both use one fused pass over the gradients; the norm is kept in ``last_grad_norm``.
-        Returns True when the step was applied. Every array is checked before anything is written.
+        ``grad_scale``: multiply every gradient by this as the kernel reads it (unscaling a loss-scaled
+        gradient, see :class:`fusedoptim.GradScaler`); the caller's gradients are not changed, and the guard and
+        clipping see them as given. Returns True when the step was applied. Every array is checked before
+        anything is written.
         """
         if not self._step_lock.acquire(blocking=False):
             raise RuntimeError(
@@ -206,11 +223,13 @@ class Optimizer:
         try:
             plan = self._plan
             # The steady state, kept short: every Python operation here costs as much as a small kernel.
-            if (plan is not None and skip_if_nonfinite is False and max_grad_norm is None
+            if (plan is not None and skip_if_nonfinite is False and max_grad_norm is None and grad_scale == 1.0
                     and plan.step(self.param_groups, grads)):
                 return True
-            return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type)
+            return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type, grad_scale)
         finally:
+            self._grad_scale = 1.0
+            self._preparing = {}
             self._step_lock.release()
 
     def _step(
@@ -219,6 +238,7 @@ class Optimizer:
         skip_if_nonfinite: bool,
         max_grad_norm: Optional[float],
         norm_type: float,
+        grad_scale: float = 1.0,
     ) -> bool:
         if isinstance(grads, ParamArena):
             grads = grads.grads
@@ -235,6 +255,10 @@ class Optimizer:
         check_bool("skip_if_nonfinite", skip_if_nonfinite)
         if max_grad_norm is not None:
             max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
+        grad_scale = check_nonnegative("grad_scale", "grad_scale", grad_scale)
+        if grad_scale != 1.0:
+            self._plan = None  # a plan re-runs its steps unscaled
+        self._grad_scale = grad_scale
         plan = self._plan
         if plan is not None and plan.bind(self.param_groups, grads):
             if not self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type):
@@ -255,6 +279,7 @@ class Optimizer:
                     group_grads.append(g)
             start += len(group["params"])
             if params:
+                self._preparing = group
                 step, commit = self._prepare_group(group, indices, params, group_grads)
                 prepared.append(step)
                 commits.append(commit)
@@ -263,7 +288,8 @@ class Optimizer:
         _core.run_steps(prepared)
         for commit in commits:
             commit()
-        if self._plannable and prepared and len(prepared) == sum(1 for g in self.param_groups if g["params"]):
+        if (self._plannable and prepared and grad_scale == 1.0 and not self._is_mixed()
+                and len(prepared) == sum(1 for g in self.param_groups if g["params"])):
             if all(g is not None for g in grads):
                 self._plan = _make_plan(self, prepared)
         return True
@@ -273,7 +299,16 @@ class Optimizer:
         """The non-finite guard and gradient clipping, after every array was checked; False: skip the step."""
         if skip_if_nonfinite or max_grad_norm is not None:
             present = [g for g in grads if g is not None]
-            total = float(_core.total_norm(present, _clip._norm_type(norm_type)))
+            if any(_precision.is_16bit(g.dtype) for g in present):
+                if max_grad_norm is not None:
+                    raise TypeError("max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
+                                    "after unscaling in float32, or use skip_if_nonfinite alone")
+                # Not fused: the norm kernels take float32/float64. One NumPy pass in float64.
+                flat = np.concatenate([g.reshape(-1).astype(np.float64) for g in present] or [np.zeros(0)])
+                with np.errstate(all="ignore"):
+                    total = float(np.linalg.norm(flat, ord=float(norm_type))) if flat.size else 0.0
+            else:
+                total = float(_core.total_norm(present, _clip._norm_type(norm_type)))
             self.last_grad_norm = total
             if skip_if_nonfinite and not math.isfinite(total):
                 self.skipped_steps += 1
@@ -289,6 +324,7 @@ class Optimizer:
         snapshot = [(k, _frozen(v)) for k, v in group.items() if k != "params"]
         if self._checked_groups.get(id(group)) != snapshot:
             self._check_group(group)
+            self._check_precision(group)
             self._checked_groups[id(group)] = snapshot
 
     def _grads_by_name(self, grads: Mapping[str, Optional[np.ndarray]]) -> list[Optional[np.ndarray]]:
@@ -322,12 +358,22 @@ class Optimizer:
         """Each stepped parameter's state with every buffer in ``buffers`` present (missing ones made by its
         factory), and the callback that keeps new buffers and advances the step counts once the step has run."""
         views, additions = [], []
+        group = self._preparing
         for p in params:
             view = dict(self.state._get(p) or {})
             view.setdefault("step", 0)
+            base = p
+            if _precision.is_16bit(p.dtype):
+                # The float32 master the kernel updates; p receives it rounded after every step.
+                if view.get("master_param") is None:
+                    view["master_param"] = p.astype(np.float32)
+                    additions.append((p, "master_param", view["master_param"]))
+                base = view["master_param"]
+            dtype = self._state_dtype_for(group, p)
             for key, make in buffers.items():
                 if view.get(key) is None:
-                    view[key] = make(p)
+                    array = make(base)
+                    view[key] = array if array.dtype == dtype else array.astype(dtype)
                     additions.append((p, key, view[key]))
             views.append(view)
 
@@ -343,6 +389,51 @@ class Optimizer:
 
     def _check_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    # --- mixed precision ------------------------------------------------------------------------------------
+
+    def _check_precision(self, group: dict[str, Any]) -> None:
+        """16-bit parameters and ``state_dtype``: supported by this family, and state_dtype only over float32."""
+        state_dtype = _precision.state_dtype(group.get("state_dtype"))
+        low = [p for p in group["params"] if _precision.is_16bit(p.dtype)]
+        if (low or state_dtype is not None) and not self._mixed_precision:
+            raise TypeError(
+                f"{type(self).__name__} does not support mixed precision (float16/bfloat16 parameters or a "
+                "state_dtype): its trust ratio needs norms over the whole update, computed in a separate pass"
+            )
+        if state_dtype is not None and any(p.dtype == np.float64 for p in group["params"]):
+            raise TypeError(f"state_dtype={group['state_dtype']!r} needs float32 or 16-bit parameters (the update "
+                            "computes in float32); this group has float64 parameters")
+
+    def _is_mixed(self) -> bool:
+        return any(g.get("state_dtype") is not None or any(_precision.is_16bit(p.dtype) for p in g["params"])
+                   for g in self.param_groups)
+
+    @staticmethod
+    def _state_dtype_for(group: Mapping[str, Any], p: np.ndarray) -> np.dtype:
+        """The dtype of p's state buffers: the group's state_dtype, else float32 for 16-bit p, else p's."""
+        state_dtype = _precision.state_dtype(group.get("state_dtype"))
+        if state_dtype is not None:
+            return state_dtype
+        return _precision.FLOAT32 if _precision.is_16bit(p.dtype) else p.dtype
+
+    def _new_state_array(self, group: Mapping[str, Any], p: np.ndarray, fill: float) -> np.ndarray:
+        """A state buffer of p filled with ``fill`` (rounded to float32 first for 16-bit p, as _gather_state)."""
+        base = _precision.FLOAT32 if _precision.is_16bit(p.dtype) else p.dtype
+        return np.full(p.shape, fill, dtype=base).astype(self._state_dtype_for(group, p))
+
+    def _kernel_inputs(
+        self, group: Mapping[str, Any], params: list[np.ndarray], states: list[dict[str, Any]]
+    ) -> tuple[list[np.ndarray], Optional[tuple[Optional[list[Optional[np.ndarray]]], float]]]:
+        """The arrays the kernel updates as parameters (the float32 masters of 16-bit ones, from ``states``) and
+        its ``precision`` argument: None for a plain step, else (the 16-bit parameters to write or None, the
+        gradient scale)."""
+        models = [p if _precision.is_16bit(p.dtype) else None for p in params]
+        has_models = any(m is not None for m in models)
+        if not has_models and group.get("state_dtype") is None and self._grad_scale == 1.0:
+            return params, None
+        kernel_params = [s["master_param"] if m is not None else p for p, m, s in zip(params, models, states)]
+        return kernel_params, (models if has_models else None, self._grad_scale)
 
     def _prepare_group(
         self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray]
@@ -470,6 +561,7 @@ class Optimizer:
             if "param_names" in group:
                 new_group["param_names"] = group["param_names"]
             self._check_group(new_group)
+            self._check_precision(new_group)
             new_groups.append(new_group)
 
         saved_state = state_dict["state"]
@@ -480,6 +572,7 @@ class Optimizer:
         allowed = set(self._required_state) | set(self._optional_state) | set(self._scalar_state)
         if self._counts_steps:
             allowed.add("step")
+        group_of = {id(p): g for g, group in zip(new_groups, self.param_groups) for p in group["params"]}
         loaded: set[int] = set()
         for saved_id, entry in saved_state.items():
             if saved_id not in index_map:
@@ -491,7 +584,7 @@ class Optimizer:
             p = params[i]
             if not isinstance(entry, Mapping):
                 raise ValueError(f"state of parameter {saved_id!r} must be a mapping, got {type(entry).__name__}")
-            unknown = set(entry) - allowed
+            unknown = set(entry) - allowed - ({"master_param"} if _precision.is_16bit(p.dtype) else set())
             if unknown:
                 raise ValueError(
                     f"state of parameter {saved_id!r} has unexpected keys {sorted(unknown)} for "
@@ -511,8 +604,10 @@ class Optimizer:
                     state[key] = _as_scalar(where, value)
                 elif value is None:
                     state[key] = None
+                elif key == "master_param":
+                    state[key] = _as_master(where, value, p)
                 else:
-                    state[key] = _as_state_array(where, value, p)
+                    state[key] = _as_state_array(where, value, p, self._state_dtype_for(group_of[id(p)], p))
             new_state.append((p, state))
 
         if names is not None and not strict:  # parameters absent from the file keep their state
@@ -585,9 +680,10 @@ def _check_param(where: str, p: Any) -> None:
     if isinstance(p, np.ma.MaskedArray):
         # The kernels would update masked elements too: refuse rather than ignore the mask silently.
         raise TypeError(f"{where} is a masked array; pass its data (p.data) if every element should be updated")
-    if p.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if p.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) and not _precision.is_16bit(p.dtype):
         raise TypeError(
-            f"optimizer can only optimize float32 or float64 arrays (native byte order), but {where} has dtype {p.dtype}"
+            "optimizer can only optimize float32, float64, float16 or bfloat16 arrays (native byte order), but "
+            f"{where} has dtype {p.dtype}"
         )
     if not p.flags.c_contiguous:
         raise ValueError(f"{where} is not C-contiguous; fusedoptim updates arrays in place and never copies them")
@@ -628,12 +724,24 @@ def _as_scalar(where: str, value: Any) -> float:
     return float(value)
 
 
-def _as_state_array(where: str, value: Any, p: np.ndarray) -> np.ndarray:
+def _as_state_array(where: str, value: Any, p: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{where} must be a numpy array, got {type(value).__name__}")
     if value.shape != p.shape:
         raise ValueError(f"{where} has shape {value.shape} but its parameter has shape {p.shape}")
-    if value.dtype.kind != "f":
+    if value.dtype.kind != "f" and not _precision.is_16bit(value.dtype):
         raise TypeError(f"{where} has dtype {value.dtype}; optimizer state must be floating point")
-    # A private, C-contiguous copy in the parameter's dtype (torch casts state to the parameter's dtype too).
-    return np.array(value, dtype=p.dtype, order="C", copy=True)
+    # A private, C-contiguous copy in the state's dtype: the parameter's (torch casts state to it too), or the
+    # group's state_dtype (rounded to nearest even), or float32 for a 16-bit parameter.
+    return np.array(value, dtype=dtype, order="C", copy=True)
+
+
+def _as_master(where: str, value: Any, p: np.ndarray) -> np.ndarray:
+    """A 16-bit parameter's float32 master, loaded exactly: any other dtype is refused rather than rounded."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{where} must be a numpy array, got {type(value).__name__}")
+    if value.shape != p.shape:
+        raise ValueError(f"{where} has shape {value.shape} but its parameter has shape {p.shape}")
+    if value.dtype != np.float32:
+        raise TypeError(f"{where} has dtype {value.dtype}; master weights are float32")
+    return np.array(value, dtype=np.float32, order="C", copy=True)

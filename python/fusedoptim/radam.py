@@ -36,8 +36,9 @@ class RAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -47,10 +48,11 @@ class RAdam(Optimizer):
 
     def _prepare_group(self, group, indices, params, grads):
         states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states)
         beta1, beta2 = group["betas"]
-        step = F._radam_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+        step = F._radam_prepare(kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                                 [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
                                 eps=group["eps"], weight_decay=group["weight_decay"],
                                 decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
-                                labels=indices, checked=True)
+                                labels=indices, checked=True, precision=precision)
         return step, commit

@@ -19,7 +19,7 @@ import numpy as np
 from . import functional as F
 from ._validation import check_steps
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
+__all__ = ["mixed_precision_", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
 
 Arrays = Sequence[np.ndarray]
 OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
@@ -386,3 +386,43 @@ def lamb_(
         u_norm = float(np.sqrt(np.sum(update.astype(np.float64) ** 2)))
         trust_ratio = 1.0 if p_norm == 0.0 or u_norm == 0.0 else p_norm / u_norm
         p[...] = p + _scalar(p, -lr) * (update * _scalar(p, trust_ratio))
+
+
+def mixed_precision_(
+    update,
+    params: Sequence[np.ndarray],
+    masters: Sequence[np.ndarray],
+    grads: Arrays,
+    states: dict,
+    *,
+    grad_scale: float = 1.0,
+    state_dtype=None,
+) -> None:
+    """Mixed precision around any update of this module, ``update(masters, grads, states)``: what the kernels do
+    for 16-bit parameters (float32 masters), 16-bit state and a gradient scale, element by element.
+
+    Gradients are read in the master's dtype and multiplied by ``grad_scale``; state arrays (the lists of arrays
+    in ``states``; other lists, such as NAdam's mu_products, are passed as they are) are widened to float32,
+    updated, and rounded back to their dtype (``state_dtype`` for buffers the update creates); then each 16-bit
+    parameter becomes its master rounded to nearest even. ``params[i] is masters[i]`` for a plain parameter.
+    """
+    wide_grads = [g.astype(m.dtype) * m.dtype.type(grad_scale) for g, m in zip(grads, masters)]
+    widened = {}
+    for key, values in states.items():
+        if isinstance(values, list) and all(v is None or isinstance(v, np.ndarray) for v in values):
+            widened[key] = [None if v is None else v.astype(np.float32) if v.dtype.itemsize == 2 else v
+                            for v in values]
+        else:
+            widened[key] = values
+    update(masters, wide_grads, widened)
+    for key, values in states.items():
+        if widened[key] is values:
+            continue
+        for i, (old, new) in enumerate(zip(values, widened[key])):
+            if new is None:
+                continue
+            dtype = old.dtype if old is not None else (np.dtype(state_dtype) if state_dtype is not None else new.dtype)
+            values[i] = new if new.dtype == dtype else new.astype(dtype)
+    for p, m in zip(params, masters):
+        if p is not m:
+            p[...] = m.astype(p.dtype)

@@ -43,11 +43,12 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
         eps_in_sqrt: bool = False,
     ) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize, eps_in_sqrt=eps_in_sqrt)
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, "state_dtype": state_dtype})
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_rmsprop(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
@@ -60,11 +61,12 @@ class RMSprop(Optimizer):
         if group["momentum"] != 0:
             buffers["momentum_buffer"] = np.zeros_like
         states, commit = self._gather_state(indices, params, buffers)
+        kparams, precision = self._kernel_inputs(group, params, states)
         step = F._rmsprop_prepare(
-            params, grads, [s["square_avg"] for s in states],
+            kparams, grads, [s["square_avg"] for s in states],
             [s["grad_avg"] for s in states] if group["centered"] else None,
             [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else None,
             lr=group["lr"], alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
             momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
-            eps_in_sqrt=group["eps_in_sqrt"], labels=indices, checked=True)
+            eps_in_sqrt=group["eps_in_sqrt"], labels=indices, checked=True, precision=precision)
         return step, commit

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _precision
 from . import functional as F
 from .optimizer import Optimizer, ParamsT
 
@@ -43,11 +44,12 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        state_dtype: Any = None,
         momentum_init: Literal["grad", "zeros"] = "grad",
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, momentum_init=momentum_init)
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, "state_dtype": state_dtype})
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_sgd(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
@@ -56,16 +58,21 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid momentum_init: {group['momentum_init']!r} (expected 'grad' or 'zeros')")
 
     def _prepare_group(self, group, indices, params, grads):
+        states, commit_masters = self._gather_state(indices, params, {})
+        kparams, precision = self._kernel_inputs(group, params, states)
         buffers = None
         if group["momentum"] != 0:
             buffers = [(self.state._get(p) or {}).get("momentum_buffer") for p in params]
             if group["momentum_init"] == "zeros":
-                buffers = [np.zeros_like(p) if b is None else b for p, b in zip(params, buffers)]
-        step, buffers = F._sgd_prepare(params, grads, buffers, lr=group["lr"], momentum=group["momentum"],
+                buffers = [self._new_state_array(group, p, 0.0) if b is None else b for p, b in zip(params, buffers)]
+        step, buffers = F._sgd_prepare(kparams, grads, buffers, lr=group["lr"], momentum=group["momentum"],
                                        dampening=group["dampening"], weight_decay=group["weight_decay"],
-                                       nesterov=group["nesterov"], maximize=group["maximize"], labels=indices, checked=True)
+                                       nesterov=group["nesterov"], maximize=group["maximize"], labels=indices,
+                                       checked=True, precision=precision,
+                                       state_dtype=_precision.state_dtype(group.get("state_dtype")))
 
         def commit() -> None:
+            commit_masters()
             if buffers is not None:
                 for p, b in zip(params, buffers):
                     self.state._setdefault(p)["momentum_buffer"] = b

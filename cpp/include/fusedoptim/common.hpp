@@ -19,10 +19,24 @@ namespace fusedoptim {
 // in the order its header documents. Unused slots are null.
 inline constexpr int kMaxBuffers = 6;
 
+// How a buffer slot is stored: in the tensor's own type, or in 16 bits (float32 tensors only, convert.hpp).
+enum class Storage : uint8_t { native = 0, f16 = 1, bf16 = 2 };
+
+// Mixed precision (float32 tensors; see run_elementwise): a gradient or state slot j may live in 16-bit storage
+// instead, at low[j] (buf[j] null, kind[j] its format); the update still computes in T. `model`, when set,
+// receives the updated parameter rounded to `model_kind` (buf[0] is then the float32 master copy), and
+// grad_scale multiplies the gradient as it is read (unscaling a loss-scaled gradient). `staged` says any of
+// these is in use.
 template <class T>
 struct TensorRef {
     T* buf[kMaxBuffers];
     int64_t size;
+    void* low[kMaxBuffers] = {};
+    Storage kind[kMaxBuffers] = {};
+    void* model = nullptr;
+    Storage model_kind = Storage::native;
+    T grad_scale = T(1);
+    bool staged = false;
 };
 
 // One call's work: tensors of one dtype sharing one set of mode flags, with per-tensor coefficients

@@ -3,6 +3,7 @@
 
 #include <type_traits>
 
+#include "fusedoptim/convert.hpp"
 #include "fusedoptim/kernels/adadelta.hpp"
 #include "fusedoptim/kernels/adagrad.hpp"
 #include "fusedoptim/kernels/adam.hpp"
@@ -36,6 +37,20 @@ struct KernelTable {
     const char* name;
     Kernels<float> f32;
     Kernels<double> f64;
+    // The 16-bit conversions the mixed-precision kernels use (convert.hpp), exposed so tests can check them
+    // exhaustively at every level.
+    void (*to_float)(Storage kind, const void* src, float* dst, int64_t n);
+    void (*from_float)(Storage kind, const float* src, void* dst, int64_t n);
 };
+
+template <class Isa>
+void to_float(Storage kind, const void* src, float* dst, int64_t n) {
+    load_block(kind, src, 0, n, dst);
+}
+
+template <class Isa>
+void from_float(Storage kind, const float* src, void* dst, int64_t n) {
+    store_block(kind, src, dst, 0, n);
+}
 
 }  // namespace fusedoptim

@@ -8,8 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "fusedoptim/common.hpp"
+#include "fusedoptim/convert.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -98,12 +100,62 @@ void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
 #endif
 }
 
+// Mixed-precision tensors (TensorRef::staged) go through blocks of kStageBlock elements, small enough to stay in
+// L1: the 16-bit slots and the scaled gradient are converted into float buffers on the stack, the family's
+// unchanged update runs on the block, then the 16-bit state is stored back and the master rounded into the
+// 16-bit parameter. Still one pass over memory, and every element sees the same operations whatever the block,
+// thread or SIMD level.
+inline constexpr int64_t kStageBlock = 256;
+
+// `c` is taken by value: a local copy cannot alias the stores, so the compiler can hoist mode tests on the
+// coefficients (lerp's weight) out of the loop and vectorise it, as in the plain path.
+template <class Isa, class T, class C, class Update>
+void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update& update) {
+    alignas(64) T stage[kMaxBuffers][kStageBlock];
+    for (int64_t begin = lo; begin < hi; begin += kStageBlock) {
+        const int64_t n = hi - begin < kStageBlock ? hi - begin : kStageBlock;
+        T* b[kMaxBuffers];
+        for (int j = 0; j < kMaxBuffers; ++j) {
+            b[j] = t.buf[j] ? t.buf[j] + begin : nullptr;
+            if constexpr (std::is_same_v<T, float>) {
+                if (t.kind[j] != Storage::native) {
+                    load_block(t.kind[j], t.low[j], begin, n, stage[j]);
+                    b[j] = stage[j];
+                }
+            }
+        }
+        const T* const grad = b[1];
+        T* const scaled = stage[1];
+        const T grad_scale = t.grad_scale;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) scaled[i] = grad[i] * grad_scale;  // reference: g.astype(T) * grad_scale
+        T* const p = b[0];
+        T* const s0 = b[2];
+        T* const s1 = b[3];
+        T* const s2 = b[4];
+        T* const s3 = b[5];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) update(c, i, p, scaled, s0, s1, s2, s3);
+        if constexpr (std::is_same_v<T, float>) {
+            for (int j = 2; j < kMaxBuffers; ++j) {
+                if (t.kind[j] != Storage::native) store_block(t.kind[j], stage[j], t.low[j], begin, n);
+            }
+            if (t.model_kind != Storage::native) store_block(t.model_kind, p, t.model, begin, n);
+        }
+    }
+}
+
 // Applies update(coeffs, i, p, g, s0, s1, s2, s3) to every element: the one loop all elementwise kernels share.
 // `omp simd` is safe because validation guarantees no buffer overlaps another.
 template <class Isa, class T, class C, class O, class Update>
 void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
     for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
         const TensorRef<T>& t = batch.tensors[k];
+        const C c = batch.coeffs[k];
+        if (t.staged) {
+            run_staged<Isa>(t, c, lo, hi, update);
+            return;
+        }
         T* b[kMaxBuffers];
         for (int j = 0; j < kMaxBuffers; ++j) b[j] = t.buf[j] ? t.buf[j] + lo : nullptr;
         T* const p = b[0];
@@ -112,7 +164,6 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
         T* const s1 = b[3];
         T* const s2 = b[4];
         T* const s3 = b[5];
-        const C c = batch.coeffs[k];
         const int64_t n = hi - lo;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) update(c, i, p, g, s0, s1, s2, s3);

@@ -1,0 +1,40 @@
+"""The accuracy cost of low-precision optimizer state on the seed's MLP (issue 9): the demo's training run
+(fusedoptim train's MLP and data) with Adam's state in float32, bfloat16 and float16, same seed and batches.
+
+    python benchmarks/precision_accuracy.py [--epochs 5] [--optimizer adam] [--seeds 0,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import fusedoptim
+
+train_module = importlib.import_module("fusedoptim.demo.train")  # the package re-exports train(), the function
+from fusedoptim.demo.data import load_offline_digits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--seeds", default="0,1")
+    args = parser.parse_args()
+    dataset = load_offline_digits()
+    print(f"data: {dataset.name}, {len(dataset.y_train)} train / {len(dataset.y_test)} test; "
+          f"{args.optimizer}, {args.epochs} epochs, SIMD {fusedoptim.simd_level()}")
+    print("| state dtype | seed | final test accuracy | final train loss |")
+    print("|---|---|---|---|")
+    for state_dtype in (None, "bfloat16", "float16"):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            settings = {"state_dtype": state_dtype} if state_dtype else {}
+            config = train_module.TrainConfig(optimizer=args.optimizer, settings=settings, epochs=args.epochs, seed=seed)
+            result = train_module.train(dataset, config)
+            last = result.history[-1]
+            print(f"| {state_dtype or 'float32'} | {seed} | {last.test_accuracy:.4f} | {last.train_loss:.4f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

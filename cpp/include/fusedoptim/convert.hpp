@@ -1,0 +1,130 @@
+// float16 and bfloat16 storage for mixed precision: conversions to and from float32 that round exactly like
+// NumPy's float16 cast and ml_dtypes' bfloat16 cast (round to nearest, ties to even; subnormals, overflow to
+// inf). NaN: bfloat16 gives ml_dtypes' canonical quiet NaN with the sign kept; float16 keeps the sign and the
+// top payload bits and sets the quiet bit, as the F16C instructions do (NumPy keeps a signalling NaN
+// signalling; kernel arithmetic never makes one, so results agree with NumPy bit for bit).
+//
+// Everything here is always-inline (the ISA-copy rule, common.hpp): the avx2/avx512 copies use F16C for blocks
+// of 8, and every copy's scalar routines give the same bits, so the tail and the baseline agree with F16C.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "fusedoptim/common.hpp"
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace fusedoptim {
+
+FUSEDOPTIM_INLINE uint32_t bits_of(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+FUSEDOPTIM_INLINE float float_of(uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+// float32 -> float16, round to nearest even (F. Giesen's float_to_half_fast3_rtne, with F16C's NaN).
+FUSEDOPTIM_INLINE uint16_t f32_to_f16(float value) {
+    const uint32_t x = bits_of(value);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t a = x & 0x7fffffffu;
+    uint32_t h;
+    if (a >= 0x47800000u) {                               // |x| >= 2^16, inf or NaN
+        h = a > 0x7f800000u ? 0x7e00u | ((a >> 13) & 0x3ffu) : 0x7c00u;
+    } else if (a < 0x38800000u) {                         // below 2^-14: a float16 subnormal or zero
+        // Adding 0.5 aligns the 10 kept bits at the bottom of the float; the FPU's own rounding is RNE.
+        const float aligned = float_of(a) + 0.5f;
+        h = bits_of(aligned) - 0x3f000000u;
+    } else {
+        const uint32_t odd = (a >> 13) & 1u;
+        a += 0xc8000fffu + odd;                           // rebias the exponent (15 - 127) and round half to even
+        h = a >> 13;                                      // [65520, 2^16) carries into the exponent: inf
+    }
+    return static_cast<uint16_t>(h | sign);
+}
+
+// float16 -> float32 (exact; a NaN comes back quiet, as with F16C).
+FUSEDOPTIM_INLINE float f16_to_f32(uint16_t value) {
+    const uint32_t sign = static_cast<uint32_t>(value & 0x8000u) << 16;
+    const uint32_t a = value & 0x7fffu;
+    uint32_t u;
+    if (a >= 0x7c00u) {
+        u = 0x7f800000u | ((a & 0x3ffu) << 13) | (a > 0x7c00u ? 0x400000u : 0u);
+    } else if (a >= 0x400u) {
+        u = (a << 13) + 0x38000000u;                      // rebias the exponent (127 - 15)
+    } else {
+        u = bits_of(static_cast<float>(a) * 5.9604644775390625e-8f);  // a * 2^-24, exact
+    }
+    return float_of(u | sign);
+}
+
+// float32 -> bfloat16, round to nearest even; NaN -> the quiet NaN 0x7fc0 with the sign (ml_dtypes).
+FUSEDOPTIM_INLINE uint16_t f32_to_bf16(float value) {
+    const uint32_t x = bits_of(value);
+    const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    const uint32_t nan = ((x >> 16) & 0x8000u) | 0x7fc0u;
+    return static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+}
+
+FUSEDOPTIM_INLINE float bf16_to_f32(uint16_t value) { return float_of(static_cast<uint32_t>(value) << 16); }
+
+// Blocks of n elements between 16-bit storage and float32.
+FUSEDOPTIM_INLINE void load_f16(const uint16_t* src, float* dst, int64_t n) {
+    int64_t i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+    }
+#endif
+    for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+FUSEDOPTIM_INLINE void store_f16(const float* src, uint16_t* dst, int64_t n) {
+    int64_t i = 0;
+#if defined(__F16C__) && defined(__AVX__)
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+#endif
+    for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
+FUSEDOPTIM_INLINE void load_bf16(const uint16_t* src, float* dst, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
+FUSEDOPTIM_INLINE void store_bf16(const float* src, uint16_t* dst, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+// Elements [begin, begin + n) of 16-bit storage `data` of format `kind`, to or from float32.
+FUSEDOPTIM_INLINE void load_block(Storage kind, const void* data, int64_t begin, int64_t n, float* dst) {
+    const uint16_t* src = static_cast<const uint16_t*>(data) + begin;
+    if (kind == Storage::f16) {
+        load_f16(src, dst, n);
+    } else {
+        load_bf16(src, dst, n);
+    }
+}
+
+FUSEDOPTIM_INLINE void store_block(Storage kind, const float* src, void* data, int64_t begin, int64_t n) {
+    uint16_t* dst = static_cast<uint16_t*>(data) + begin;
+    if (kind == Storage::f16) {
+        store_f16(src, dst, n);
+    } else {
+        store_bf16(src, dst, n);
+    }
+}
+
+}  // namespace fusedoptim

@@ -1,0 +1,327 @@
+"""Mixed precision (issue 9): 16-bit parameters with float32 masters, 16-bit optimizer state, gradient scaling.
+
+The kernels equal the reference (reference.mixed_precision_ around each family's update) bit for bit: the
+16-bit parameters, the masters and every state buffer, after every step, at every SIMD level and thread count.
+The 16-bit conversions equal NumPy's float16 and ml_dtypes' bfloat16 casts over every 16-bit pattern and
+millions of float32 ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from registry import ALL_CASES, ALL_IDS, make_grads, make_params
+
+import fusedoptim
+from fusedoptim import _core, _precision, reference
+
+BF16 = _precision.BFLOAT16
+needs_bf16 = pytest.mark.skipif(BF16 is None, reason="bfloat16 needs ml_dtypes (pip install fusedoptim[bf16])")
+
+# Registry state lists -> optimizer state keys.
+STATE_KEYS = {"exp_avgs": "exp_avg", "exp_avg_sqs": "exp_avg_sq", "max_exp_avg_sqs": "max_exp_avg_sq",
+              "momentum_buffers": "momentum_buffer", "state_sums": "sum", "square_avgs": "square_avg",
+              "grad_avgs": "grad_avg", "acc_deltas": "acc_delta", "exp_infs": "exp_inf", "mu_products": "mu_product"}
+# Sizes around the staging block (256) and the vector widths, odd and tiny ones.
+SIZES = [0, 1, 3, 7, 8, 9, 17, 255, 256, 257, 1000, 2053]
+STEPS = 6
+
+
+def _dtype(name):
+    if name == "bfloat16":
+        if BF16 is None:
+            pytest.skip("bfloat16 needs ml_dtypes (pip install fusedoptim[bf16])")
+        return BF16
+    return np.dtype(name)
+
+
+def _float32(a):
+    return np.asarray(a).astype(np.float32)
+
+
+# --- the converters ------------------------------------------------------------------------------------------
+
+
+def _quiet_f16(bits32):
+    """float32 -> float16 as F16C does: NumPy's cast, but a NaN keeps its sign and top payload bits, quieted."""
+    with np.errstate(all="ignore"):
+        expected = bits32.view(np.float32).astype(np.float16).view(np.uint16)
+    nan = (bits32 & 0x7FFFFFFF) > 0x7F800000
+    f16_nan = ((bits32 >> 16) & 0x8000) | 0x7E00 | ((bits32 >> 13) & 0x3FF)
+    return np.where(nan, f16_nan.astype(np.uint16), expected)
+
+
+def _float32_patterns():
+    rng = np.random.default_rng(0)
+    patterns = [
+        rng.integers(0, 2**32, 1 << 20, dtype=np.uint64).astype(np.uint32),
+        np.arange(0x33000000 - 8, 0x38800000 + 8, 97, dtype=np.uint32),  # float16 subnormals and the edge
+        np.arange(0x477FE000, 0x47800010, dtype=np.uint32),              # around float16's max and 65520
+        np.arange(0x7F7F0000, 0x7F800010, dtype=np.uint32),              # float32 max, bfloat16 overflow, inf
+        np.arange(0x3F800000, 0x3F800000 + (1 << 17), dtype=np.uint32),  # every rounding case (ties) near 1
+        np.array([0, 0x7F800000, 0x7F800001, 0x7FC00000, 0x7FA00000, 0x7FFFFFFF, 0x00000001, 0x00800000], np.uint32),
+    ]
+    x = np.concatenate(patterns)
+    return np.concatenate([x, x | 0x80000000])
+
+
+@pytest.mark.parametrize("kind", ["float16", "bfloat16"])
+def test_converters_equal_numpy_and_ml_dtypes(kind, simd_level):
+    dtype = _dtype(kind)
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    got = _core.to_float32(every, kind).view(np.uint32)
+    expected = every.view(dtype).astype(np.float32).view(np.uint32)
+    if kind == "float16":  # F16C quiets a signalling NaN (NumPy keeps it signalling)
+        expected = np.where(np.isnan(expected.view(np.float32)), expected | 0x400000, expected)
+    np.testing.assert_array_equal(got, expected)
+
+    bits = _float32_patterns()
+    got16 = _core.from_float32(bits.view(np.float32), kind)
+    if kind == "float16":
+        expected16 = _quiet_f16(bits)
+    else:  # ml_dtypes: round to nearest even, NaN -> 0x7fc0 with its sign
+        with np.errstate(all="ignore"):
+            expected16 = bits.view(np.float32).astype(dtype).view(np.uint16)
+    np.testing.assert_array_equal(got16, expected16)
+
+
+# --- kernels against the reference ---------------------------------------------------------------------------
+
+# (parameter dtype, state_dtype, gradient scale)
+MODES = [("float16", None, 1.0), ("bfloat16", None, 1.0), ("float32", "bfloat16", 1.0),
+         ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5)]
+MODE_IDS = ["f16-params", "bf16-params", "bf16-state", "f16-params-bf16-state-scaled", "f16-state-scaled"]
+CASES = [(info, o) for info, o in ALL_CASES if info.name != "LAMB"]
+IDS = [i for (info, _), i in zip(ALL_CASES, ALL_IDS) if info.name != "LAMB"]
+
+
+def _run_pair(info, options, param_dtype, state_dtype, grad_scale, check_each_step=None):
+    pdt = _dtype(param_dtype)
+    sdt = None if state_dtype is None else _dtype(state_dtype)
+    initial = make_params(np.float32, sizes=SIZES)
+    params = [p.astype(pdt) for p in initial]
+    kwargs = dict(options)
+    if state_dtype is not None:
+        kwargs["state_dtype"] = state_dtype
+    opt = info.cls(params, **kwargs)
+    ref_params = [p.copy() for p in params]
+    masters = [p.astype(np.float32) if p.dtype != np.float32 else p for p in ref_params]
+    state = info.init_state(masters, options)
+    state_dtype_arrays = sdt if sdt is not None else np.dtype(np.float32)
+    for key, values in state.items():
+        if all(isinstance(v, np.ndarray) for v in values):
+            state[key] = [v.astype(state_dtype_arrays) for v in values]
+    with np.errstate(all="ignore"):
+        for t in range(1, STEPS + 1):
+            grads = [g.astype(pdt) for g in make_grads(initial, t, specials=True)]
+            if grad_scale != 1.0:
+                grads = [(g.astype(np.float32) / np.float32(grad_scale)).astype(pdt) for g in grads]
+            opt.step(grads, grad_scale=grad_scale)
+            reference.mixed_precision_(
+                lambda m, g, s, t=t: info.functional_step(reference, m, g, s, t, options),
+                ref_params, masters, grads, state, grad_scale=grad_scale, state_dtype=sdt)
+            if check_each_step is not None:
+                check_each_step(opt, params)
+    return opt, params, ref_params, masters, state
+
+
+def _assert_bitwise(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(_float32(a), _float32(b), strict=True)
+
+
+@pytest.mark.parametrize(("param_dtype", "state_dtype", "grad_scale"), MODES, ids=MODE_IDS)
+@pytest.mark.parametrize(("info", "options"), CASES, ids=IDS)
+def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, grad_scale, threads, simd_level):
+    def params_are_rounded_masters(opt, params):
+        for p in params:
+            if p.dtype.itemsize == 2:
+                np.testing.assert_array_equal(p.view(np.uint16),
+                                              opt.state[p]["master_param"].astype(p.dtype).view(np.uint16))
+
+    opt, params, ref_params, masters, state = _run_pair(info, options, param_dtype, state_dtype, grad_scale,
+                                                        params_are_rounded_masters)
+    for p, r, m in zip(params, ref_params, masters):
+        _assert_bitwise(p, r)
+        if p.dtype.itemsize == 2:
+            _assert_bitwise(opt.state[p]["master_param"], m)
+    for key, values in state.items():
+        for p, r in zip(params, values):
+            entry = opt.state._get(p) or {}
+            name = STATE_KEYS[key]
+            if name not in entry:
+                continue
+            if isinstance(r, float):
+                assert entry[name] == r
+            elif r is not None:
+                expected_dtype = np.dtype(state_dtype and _dtype(state_dtype) or np.float32)
+                assert entry[name].dtype == expected_dtype, (key, entry[name].dtype)
+                _assert_bitwise(entry[name], r)
+
+
+# --- accuracy against float32 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("param_dtype", "state_dtype", "tolerance"),
+                         [("float16", None, 2e-3), ("bfloat16", None, 1e-2), ("float32", "bfloat16", 1e-2)])
+def test_mixed_run_tracks_float32_run(param_dtype, state_dtype, tolerance):
+    """Adam on least squares, 300 steps: the 16-bit run's parameters stay within `tolerance` (relative to the
+    largest |w|) of the float32 run's. Gradients are computed from the 16-bit parameters and rounded to 16 bits,
+    as a 16-bit model would."""
+    pdt = _dtype(param_dtype)
+    if state_dtype is not None:
+        _dtype(state_dtype)  # skips without ml_dtypes
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((64, 32)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    w32 = np.zeros(32, np.float32)
+    w16 = w32.astype(pdt)
+    kwargs = {} if state_dtype is None else {"state_dtype": state_dtype}
+    opt32, opt16 = fusedoptim.Adam([w32], lr=1e-2), fusedoptim.Adam([w16], lr=1e-2, **kwargs)
+    for _ in range(300):
+        opt32.step([a.T @ (a @ w32 - b) / 64])
+        w = w16.astype(np.float32)
+        opt16.step([(a.T @ (a @ w - b) / 64).astype(pdt)])
+    scale = np.max(np.abs(w32))
+    assert np.max(np.abs(w16.astype(np.float32) - w32)) <= tolerance * scale
+
+
+# --- errors and options --------------------------------------------------------------------------------------
+
+
+def test_grads_must_have_the_parameters_dtype():
+    w = np.zeros(4, np.float16)
+    opt = fusedoptim.Adam([w])
+    with pytest.raises(TypeError, match=r"grads\[0\] has dtype float32 but params\[0\] has dtype float16"):
+        opt.step([np.zeros(4, np.float32)])
+    assert "master_param" not in (opt.state._get(w) or {})
+
+
+def test_lamb_refuses_mixed_precision():
+    with pytest.raises(TypeError, match="LAMB does not support mixed precision"):
+        fusedoptim.LAMB([np.zeros(3, np.float16)])
+    with pytest.raises(TypeError, match="LAMB does not support mixed precision"):
+        fusedoptim.LAMB([{"params": [np.zeros(3, np.float32)], "state_dtype": "float16"}])
+
+
+def test_state_dtype_is_checked():
+    with pytest.raises(ValueError, match=r"Invalid state_dtype: 'int8'"):
+        fusedoptim.Adam([np.zeros(3, np.float32)], state_dtype="int8")
+    with pytest.raises(TypeError, match="needs float32 or 16-bit parameters"):
+        fusedoptim.Adam([np.zeros(3, np.float64)], state_dtype="float16")
+
+
+def test_bfloat16_without_ml_dtypes_raises_clearly(monkeypatch):
+    monkeypatch.setattr(_precision, "BFLOAT16", None)
+    with pytest.raises(ImportError, match=r"pip install fusedoptim\[bf16\]"):
+        fusedoptim.Adam([np.zeros(3, np.float32)], state_dtype="bfloat16")
+
+
+def test_mixed_precision_optimizers_are_not_planned_and_grad_scale_drops_the_plan():
+    w = np.zeros(8, np.float32)
+    opt = fusedoptim.Adam([w])
+    opt.step([np.ones(8, np.float32)])
+    assert opt._plan is not None
+    opt.step([np.ones(8, np.float32)], grad_scale=0.5)
+    assert opt._plan is None
+    w16 = np.zeros(8, np.float16)
+    opt16 = fusedoptim.Adam([w16])
+    opt16.step([np.ones(8, np.float16)])
+    assert opt16._plan is None
+
+
+def test_grad_scale_equals_prescaled_gradients():
+    """grad_scale is applied to the gradient as read: a power of two gives exactly the unscaled step."""
+    g = np.random.default_rng(0).standard_normal(100).astype(np.float32)
+    w1, w2 = np.ones(100, np.float32), np.ones(100, np.float32)
+    o1, o2 = fusedoptim.Adam([w1]), fusedoptim.Adam([w2])
+    for _ in range(3):
+        o1.step([g])
+        o2.step([g * np.float32(1024)], grad_scale=1 / 1024)
+    np.testing.assert_array_equal(w1, w2)
+
+
+# --- GradScaler ----------------------------------------------------------------------------------------------
+
+
+def test_grad_scaler_skips_backs_off_and_grows():
+    w = np.ones(4, np.float16)
+    opt = fusedoptim.SGD([w], lr=0.1)
+    scaler = fusedoptim.GradScaler(init_scale=2.0**10, growth_interval=2)
+    assert scaler.scale(3.0) == 3.0 * 2**10
+    good = np.full(4, 2.0**10, np.float16)  # the true gradient is 1
+    assert scaler.step(opt, [good])
+    scaler.update()
+    np.testing.assert_array_equal(w, np.full(4, 0.9, np.float16))
+    assert scaler.get_scale() == 2.0**10
+    bad = good.copy()
+    bad[1] = np.inf
+    before = opt.state[w]["master_param"].copy()
+    assert not scaler.step(opt, [bad])
+    scaler.update()
+    np.testing.assert_array_equal(opt.state[w]["master_param"], before)
+    assert scaler.get_scale() == 2.0**9 and opt.skipped_steps == 1
+    for _ in range(2):
+        assert scaler.step(opt, [np.full(4, 2.0**9, np.float16)])
+        scaler.update()
+    assert scaler.get_scale() == 2.0**10
+    state = scaler.state_dict()
+    other = fusedoptim.GradScaler()
+    other.load_state_dict(state)
+    assert other.state_dict() == state
+    with pytest.raises(ValueError, match="Invalid growth_factor"):
+        fusedoptim.GradScaler(growth_factor=0.5)
+    with pytest.raises(ValueError, match="must have the keys"):
+        other.load_state_dict({"scale": 1.0})
+
+
+@needs_bf16
+def test_bfloat16_state_dict_round_trips_and_converts():
+    w = np.linspace(-1, 1, 10).astype(BF16)
+    opt = fusedoptim.Adam([w], state_dtype="bfloat16")
+    opt.step([np.ones(10, BF16)])
+    sd = opt.state_dict()
+    assert sd["state"][0]["master_param"].dtype == np.float32
+    assert sd["state"][0]["exp_avg"].dtype == BF16
+    w2 = w.copy()
+    opt2 = fusedoptim.Adam([w2], state_dtype="bfloat16")
+    opt2.load_state_dict(sd)
+    _assert_bitwise(opt2.state[w2]["exp_avg"], opt.state[w]["exp_avg"])
+    # float32 state into a bfloat16-state optimizer: rounded to nearest even
+    sd32 = opt.state_dict()
+    sd32["state"][0]["exp_avg"] = np.full(10, 1 + 2.0**-9, np.float32)  # a tie: rounds to even, 1.0
+    opt2.load_state_dict(sd32)
+    assert (opt2.state[w2]["exp_avg"].astype(np.float32) == 1.0).all()
+    bad = opt.state_dict()
+    bad["state"][0]["master_param"] = bad["state"][0]["master_param"].astype(np.float64)
+    with pytest.raises(TypeError, match=r"state\[0\]\['master_param'\] has dtype float64; master weights are float32"):
+        opt2.load_state_dict(bad)
+    w32 = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="unexpected keys"):
+        fusedoptim.Adam([w32]).load_state_dict(opt.state_dict())
+
+
+@needs_bf16
+def test_checkpoint_round_trips_masters_and_16bit_state(tmp_path):
+    """save/load: 16-bit parameters, float32 masters and bfloat16 state come back with their dtypes, and the
+    resumed run continues bit for bit."""
+    rng = np.random.default_rng(0)
+    grads = [[rng.standard_normal(50).astype(BF16), rng.standard_normal(7).astype(np.float16)] for _ in range(4)]
+
+    def make():
+        ps = [np.linspace(-1, 1, 50).astype(BF16), np.linspace(0, 1, 7).astype(np.float16)]
+        return ps, fusedoptim.AdamW(ps, lr=1e-2, state_dtype="bfloat16")
+
+    params, opt = make()
+    for g in grads[:2]:
+        opt.step(g)
+    fusedoptim.save(tmp_path / "c.npz", optimizer=opt, params=params)
+    for g in grads[2:]:
+        opt.step(g)
+    params2, opt2 = make()
+    fusedoptim.load(tmp_path / "c.npz", optimizer=opt2, params=params2)
+    assert opt2.state[params2[0]]["exp_avg"].dtype == BF16
+    assert opt2.state[params2[0]]["master_param"].dtype == np.float32
+    for g in grads[2:]:
+        opt2.step(g)
+    for a, b in zip(params, params2):
+        _assert_bitwise(a, b)
