@@ -70,6 +70,23 @@ def test_knobs_are_restored():
     assert (_core.requested_num_threads(), _core.get_parallel_grain(), _core.simd_level()) == before
 
 
+def test_the_sanitize_flag_tells_whether_the_extension_is_instrumented():
+    """`_core.sanitize` (and `fusedoptim.info()["sanitize"]`) is True exactly when the extension was built with
+    FUSEDOPTIM_SANITIZE, i.e. calls AddressSanitizer's and UBSan's checks. .ci/sanitize.sh sets
+    FUSEDOPTIM_EXPECT_SANITIZE=1, so its run fails unless it really tests an instrumented build, with the ASan
+    runtime loaded."""
+    assert fusedoptim.info()["sanitize"] is _core.sanitize
+    with open(_core.__file__, "rb") as f:
+        binary = f.read()
+    assert (b"__asan_report_" in binary and b"__ubsan_handle_" in binary) is _core.sanitize
+    expected = os.environ.get("FUSEDOPTIM_EXPECT_SANITIZE")
+    if expected is not None:
+        assert _core.sanitize is (expected == "1")
+    if _core.sanitize:
+        with open("/proc/self/maps") as f:
+            assert "libasan" in f.read()
+
+
 # --- determinism -------------------------------------------------------------------------------------------
 
 # (threads, grain): one thread; two threads cutting arrays at every element, at odd places, at reduce-block
