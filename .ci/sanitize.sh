@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 venv=build/sanitize-venv
 python=${PYTHON:-python3}
 
-echo "== sanitize.sh: build with -fsanitize=address,undefined into $venv"
+echo "== sanitize.sh [$SECONDS s]: build with -fsanitize=address,undefined into $venv"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
@@ -50,12 +50,13 @@ deselect=(
     tests/test_reliability.py::test_rss_is_flat_over_guarded_clipped_lamb_steps_and_norms
     tests/test_reliability.py::test_failed_calls_leak_neither_memory_nor_references
 )
-echo "== sanitize.sh: deselected: ${deselect[*]}"
+echo "== sanitize.sh [$SECONDS s]: deselected: ${deselect[*]}"
 echo "   (they bound the growth of the process's RSS, which under ASan holds its quarantine of freed memory,"
 echo "   up to 256 MB, and its shadow memory)"
 args=()
 for test in "${deselect[@]}"; do args+=(--deselect "$test"); done
 
-echo "== sanitize.sh: the test suite under ASan and UBSan (LD_PRELOAD=$LD_PRELOAD)"
+echo "== sanitize.sh [$SECONDS s]: the test suite under ASan and UBSan (LD_PRELOAD=$LD_PRELOAD)"
 "$venv/bin/python" -m fusedoptim info
 "$venv/bin/python" -m pytest -p no:cacheprovider -n 2 -q "${args[@]}"
+echo "== sanitize.sh [$SECONDS s]: done"

@@ -14,14 +14,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fusedoptim-wheel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 python=${PYTHON:-python3}
 
-echo "== wheel.sh: sdist, then a wheel from the sdist (python -m build), in $work"
+echo "== wheel.sh [$SECONDS s]: sdist, then a wheel from the sdist (python -m build), in $work"
 "$python" -m venv "$work/tools"
 "$work/tools/bin/python" -m pip install --quiet build
 "$work/tools/bin/python" -m build --outdir "$work/dist" "$source"
 sdist=$(ls "$work"/dist/fusedoptim-*.tar.gz)
 wheel=$(ls "$work"/dist/fusedoptim-*.whl)
 
-echo "== wheel.sh: contents of $(basename "$sdist") and $(basename "$wheel")"
+echo "== wheel.sh [$SECONDS s]: contents of $(basename "$sdist") and $(basename "$wheel")"
 # The sdist must hold every tracked file the build and the tests need (when this is a git checkout) and nothing
 # built or local; the wheel the extension and every Python file of the package.
 tracked=$(git -C "$source" ls-files -- CMakeLists.txt pyproject.toml README.md cpp python tests benchmarks \
@@ -60,7 +60,7 @@ print(f"sdist: {len(names)} files, every tracked source, test and build file; wh
       f"the extension and {len(package)} package files")
 EOF
 
-echo "== wheel.sh: the wheel with its test extras in a fresh virtual environment"
+echo "== wheel.sh [$SECONDS s]: the wheel with its test extras in a fresh virtual environment"
 "$python" -m venv "$work/venv"
 venv_python=$work/venv/bin/python
 "$venv_python" -m pip install --quiet --upgrade pip
@@ -88,3 +88,4 @@ print(f"fusedoptim and its extension are imported from {site}")
 EOF
 "$work/venv/bin/fusedoptim" info
 "$venv_python" -m pytest -p no:cacheprovider -n 2 -q
+echo "== wheel.sh [$SECONDS s]: done"
