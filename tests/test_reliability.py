@@ -70,6 +70,23 @@ def test_knobs_are_restored():
     assert (_core.requested_num_threads(), _core.get_parallel_grain(), _core.simd_level()) == before
 
 
+def test_the_sanitize_flag_tells_whether_the_extension_is_instrumented():
+    """`_core.sanitize` (and `fusedoptim.info()["sanitize"]`) is True exactly when the extension was built with
+    FUSEDOPTIM_SANITIZE, i.e. calls AddressSanitizer's and UBSan's checks. .ci/sanitize.sh sets
+    FUSEDOPTIM_EXPECT_SANITIZE=1, so its run fails unless it really tests an instrumented build, with the ASan
+    runtime loaded."""
+    assert fusedoptim.info()["sanitize"] is _core.sanitize
+    with open(_core.__file__, "rb") as f:
+        binary = f.read()
+    assert (b"__asan_report_" in binary and b"__ubsan_handle_" in binary) is _core.sanitize
+    expected = os.environ.get("FUSEDOPTIM_EXPECT_SANITIZE")
+    if expected is not None:
+        assert _core.sanitize is (expected == "1")
+    if _core.sanitize:
+        with open("/proc/self/maps") as f:
+            assert "libasan" in f.read()
+
+
 # --- determinism -------------------------------------------------------------------------------------------
 
 # (threads, grain): one thread; two threads cutting arrays at every element, at odd places, at reduce-block
@@ -277,12 +294,8 @@ def test_two_optimizers_stepped_concurrently_equal_stepped_one_after_the_other(p
 
 def _concurrent_run(a_info, b_info, kernel_threads):
     with knobs(kernel_threads, 4096):
-        a_params, a_opt, a_bank = _big_problem(a_info, 1)
-        b_params, b_opt, b_bank = _big_problem(b_info, 2)
         norm_arrays = [np.random.default_rng(3).standard_normal(BIG).astype(np.float32)]
         expected_norm = fusedoptim.get_total_norm(norm_arrays)
-        norms: list[float] = []
-        times: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
 
         def run(opt, bank, key, **kwargs):
             def work():
@@ -296,6 +309,10 @@ def _concurrent_run(a_info, b_info, kernel_threads):
             for _ in range(STEPS):
                 norms.append(fusedoptim.get_total_norm(norm_arrays))
 
+        a_params, a_opt, a_bank = _big_problem(a_info, 1)
+        b_params, b_opt, b_bank = _big_problem(b_info, 2)
+        norms: list[float] = []
+        times: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
         _run_threads(run(a_opt, a_bank, "a"), run(b_opt, b_bank, "b", max_grad_norm=100.0), norm_work)
 
         a_ref_params, a_ref, _ = _big_problem(a_info, 1)

@@ -9,6 +9,7 @@ namespace fusedoptim::bind {
 void register_info(py::module_& m);
 void register_prepared_step(py::module_& m);
 void register_precision(py::module_& m);
+void register_testing(py::module_& m);
 #define FUSEDOPTIM_DECLARE(family) void register_##family(py::module_& m);
 FUSEDOPTIM_FAMILIES(FUSEDOPTIM_DECLARE)
 #undef FUSEDOPTIM_DECLARE
@@ -20,6 +21,7 @@ PYBIND11_MODULE(_core, m) {
     register_info(m);
     register_prepared_step(m);
     register_precision(m);
+    register_testing(m);
 #define FUSEDOPTIM_REGISTER(family) register_##family(m);
     FUSEDOPTIM_FAMILIES(FUSEDOPTIM_REGISTER)
 #undef FUSEDOPTIM_REGISTER

@@ -15,6 +15,11 @@ void register_info(py::module_& m) {
     m.attr("__version__") = FUSEDOPTIM_VERSION;
     m.attr("compiler") = FUSEDOPTIM_COMPILER;
     m.attr("openmp") = has_openmp();
+#if defined(FUSEDOPTIM_SANITIZE)
+    m.attr("sanitize") = true;  // built with -fsanitize=address,undefined (FUSEDOPTIM_SANITIZE, .ci/sanitize.sh)
+#else
+    m.attr("sanitize") = false;
+#endif
     m.def("get_num_threads", &num_threads, "Threads a kernel call may use.");
     m.def(
         "set_num_threads",

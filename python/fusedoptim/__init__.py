@@ -83,11 +83,12 @@ def simd_level() -> str:
 
 
 def info() -> dict[str, object]:
-    """Build and runtime facts: version, compiler, OpenMP, threads, SIMD levels."""
+    """Build and runtime facts: version, compiler, OpenMP, sanitizers, threads, SIMD levels."""
     return {
         "version": __version__,
         "compiler": _core.compiler,
         "openmp": _core.openmp,
+        "sanitize": _core.sanitize,
         "threads": _core.get_num_threads(),
         "simd_level": _core.simd_level(),
         "simd_compiled": _core.compiled_simd_levels(),

@@ -19,6 +19,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"fusedoptim {facts['version']}")
     print(f"  compiler      {facts['compiler']}")
     print(f"  openmp        {'on' if facts['openmp'] else 'off (kernels run on one thread)'}")
+    if facts["sanitize"]:
+        print("  sanitizers    address, undefined (a checking build, not for use)")
     print(f"  threads       {facts['threads']}")
     print(f"  simd level    {facts['simd_level']}")
     print(f"  compiled      {', '.join(facts['simd_compiled'])}")  # type: ignore[arg-type]
