@@ -10,8 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source=$PWD
-work=$(mktemp -d "${TMPDIR:-/tmp}/fusedoptim-wheel.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# Everything goes to build/wheel-check (ignored by git and left out of the sdist), emptied at the start rather
+# than at the end: deleting a virtual environment with torch in it takes minutes on a busy CI machine.
+work=$source/build/wheel-check
+rm -rf "$work"
+mkdir -p "$work"
 python=${PYTHON:-python3}
 
 echo "== wheel.sh [$SECONDS s]: sdist, then a wheel from the sdist (python -m build), in $work"
