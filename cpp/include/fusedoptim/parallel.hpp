@@ -152,9 +152,11 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
     for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
         const TensorRef<T>& t = batch.tensors[k];
         const C c = batch.coeffs[k];
-        if (t.staged) {
-            run_staged<Isa>(t, c, lo, hi, update);
-            return;
+        if constexpr (std::is_same_v<T, float>) {  // only float32 tensors are staged: no double copy to compile
+            if (t.staged) {
+                run_staged<Isa>(t, c, lo, hi, update);
+                return;
+            }
         }
         T* b[kMaxBuffers];
         for (int j = 0; j < kMaxBuffers; ++j) b[j] = t.buf[j] ? t.buf[j] + lo : nullptr;
