@@ -89,4 +89,42 @@ FUSEDOPTIM_INLINE void with_bool(bool flag, F&& f) {
     }
 }
 
+// with_bool for a mode that can only be on when `Possible` (Nesterov needs momentum; L2 and decoupled decay
+// exclude each other; the bindings guarantee it): the impossible combinations are never compiled.
+template <bool Possible, class F>
+FUSEDOPTIM_INLINE void with_bool_if(bool flag, F&& f) {
+    if constexpr (Possible) {
+        with_bool(flag, f);
+    } else {
+        (void)flag;
+        f(std::false_type{});
+    }
+}
+
+template <class T>
+struct BitsOf;
+template <>
+struct BitsOf<float> {
+    using type = uint32_t;
+};
+template <>
+struct BitsOf<double> {
+    using type = uint64_t;
+};
+
+// `maximize` (g = -g) as an xor of the sign bit with a per-call mask: bit for bit the negation, a NaN's sign
+// included. As a template mode it doubled every family's instantiations, and so the kernels' compile time and
+// code size; the xor is free in loops bound by memory or by the divider.
+template <class T>
+struct Negate {
+    typename BitsOf<T>::type mask;  // 0, or the sign bit
+
+    FUSEDOPTIM_INLINE static Negate when(bool negate) {
+        return {negate ? typename BitsOf<T>::type(1) << (8 * sizeof(T) - 1) : typename BitsOf<T>::type(0)};
+    }
+    FUSEDOPTIM_INLINE T operator()(T x) const {
+        return __builtin_bit_cast(T, __builtin_bit_cast(typename BitsOf<T>::type, x) ^ mask);
+    }
+};
+
 }  // namespace fusedoptim

@@ -127,4 +127,17 @@ FUSEDOPTIM_INLINE void store_block(Storage kind, const float* src, void* data, i
     }
 }
 
+// The same, out of line: one copy per instruction set (templated on its `Isa` tag, see common.hpp) that every
+// family's staged loop calls. Inlined into each family and mode they doubled the kernels' compile time and code
+// size, for nothing: a call costs a few cycles per block of kStageBlock elements.
+template <class Isa>
+__attribute__((noinline)) void load_block_of(Storage kind, const void* data, int64_t begin, int64_t n, float* dst) {
+    load_block(kind, data, begin, n, dst);
+}
+
+template <class Isa>
+__attribute__((noinline)) void store_block_of(Storage kind, const float* src, void* data, int64_t begin, int64_t n) {
+    store_block(kind, src, data, begin, n);
+}
+
 }  // namespace fusedoptim

@@ -45,12 +45,12 @@ struct KernelTable {
 
 template <class Isa>
 void to_float(Storage kind, const void* src, float* dst, int64_t n) {
-    load_block(kind, src, 0, n, dst);
+    load_block_of<Isa>(kind, src, 0, n, dst);
 }
 
 template <class Isa>
 void from_float(Storage kind, const float* src, void* dst, int64_t n) {
-    store_block(kind, src, dst, 0, n);
+    store_block_of<Isa>(kind, src, dst, 0, n);
 }
 
 }  // namespace fusedoptim

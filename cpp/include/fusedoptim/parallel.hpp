@@ -107,10 +107,10 @@ void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
 // thread or SIMD level.
 inline constexpr int64_t kStageBlock = 256;
 
-// `c` is taken by value: a local copy cannot alias the stores, so the compiler can hoist mode tests on the
-// coefficients (lerp's weight) out of the loop and vectorise it, as in the plain path.
+// `c` and `update` are taken by value: local copies cannot alias the stores, so the compiler can hoist mode
+// tests on the coefficients (lerp's weight) and the functor's members out of the loop and vectorise it.
 template <class Isa, class T, class C, class Update>
-void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update& update) {
+void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update update) {
     alignas(64) T stage[kMaxBuffers][kStageBlock];
     for (int64_t begin = lo; begin < hi; begin += kStageBlock) {
         const int64_t n = hi - begin < kStageBlock ? hi - begin : kStageBlock;
@@ -119,7 +119,7 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
             b[j] = t.buf[j] ? t.buf[j] + begin : nullptr;
             if constexpr (std::is_same_v<T, float>) {
                 if (t.kind[j] != Storage::native) {
-                    load_block(t.kind[j], t.low[j], begin, n, stage[j]);
+                    load_block_of<Isa>(t.kind[j], t.low[j], begin, n, stage[j]);
                     b[j] = stage[j];
                 }
             }
@@ -138,9 +138,9 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
         for (int64_t i = 0; i < n; ++i) update(c, i, p, scaled, s0, s1, s2, s3);
         if constexpr (std::is_same_v<T, float>) {
             for (int j = 2; j < kMaxBuffers; ++j) {
-                if (t.kind[j] != Storage::native) store_block(t.kind[j], stage[j], t.low[j], begin, n);
+                if (t.kind[j] != Storage::native) store_block_of<Isa>(t.kind[j], stage[j], t.low[j], begin, n);
             }
-            if (t.model_kind != Storage::native) store_block(t.model_kind, p, t.model, begin, n);
+            if (t.model_kind != Storage::native) store_block_of<Isa>(t.model_kind, p, t.model, begin, n);
         }
     }
 }
@@ -152,9 +152,10 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
     for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
         const TensorRef<T>& t = batch.tensors[k];
         const C c = batch.coeffs[k];
+        const Update u = update;  // a local copy: its members (Negate's mask) stay in registers
         if constexpr (std::is_same_v<T, float>) {  // only float32 tensors are staged: no double copy to compile
             if (t.staged) {
-                run_staged<Isa>(t, c, lo, hi, update);
+                run_staged<Isa>(t, c, lo, hi, u);
                 return;
             }
         }
@@ -168,7 +169,7 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
         T* const s3 = b[5];
         const int64_t n = hi - lo;
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) update(c, i, p, g, s0, s1, s2, s3);
+        for (int64_t i = 0; i < n; ++i) u(c, i, p, g, s0, s1, s2, s3);
     });
 }
 

@@ -38,13 +38,16 @@ Coeffs<T> make_coeffs(const Hyper& h) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
-// The element update, written once; each mode is a template argument so every loop is branch-free.
-template <class T, bool WeightDecay, bool Maximize>
+// The element update, written once; each mode is a template argument so every loop is branch-free
+// (maximize is a sign flip, see Negate in common.hpp).
+template <class T, bool WeightDecay>
 struct Update {
+    Negate<T> negate;  // maximize
+
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* square_avg,
                                       T* acc_delta, T*, T*) const {
         T g = grad[i];
-        if constexpr (Maximize) g = -g;
+        g = negate(g);
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];              // grad.add(param, alpha=wd)
         const T v = square_avg[i] * c.rho + (c.one_minus_rho * g) * g;     // mul_(rho).addcmul_(g, g, 1-rho)
         square_avg[i] = v;
@@ -58,9 +61,7 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.weight_decay, [&](auto weight_decay) {
-    with_bool(o.maximize, [&](auto maximize) {
-        run_elementwise<Isa>(batch, Update<T, decltype(weight_decay)::value, decltype(maximize)::value>{});
-    });
+        run_elementwise<Isa>(batch, Update<T, decltype(weight_decay)::value>{Negate<T>::when(o.maximize)});
     });
 }
 

@@ -56,12 +56,15 @@ FUSEDOPTIM_INLINE void update_moments(T g, T& m, T& v, T beta1_weight, T beta2, 
     v = v * beta2 + (one_minus_beta2 * g) * g;
 }
 
-// The element update, written once; each mode is a template argument so every loop is branch-free.
-template <class T, bool Amsgrad, bool Maximize, bool L2, bool Decoupled>
+// The element update, written once; each mode is a template argument so every loop is branch-free
+// (maximize is a sign flip, see Negate in common.hpp).
+template <class T, bool Amsgrad, bool L2, bool Decoupled>
 struct Update {
+    Negate<T> negate;  // maximize
+
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, T*) const {
         T g = grad[i];
-        if constexpr (Maximize) g = -g;
+        g = negate(g);
         if constexpr (L2) g = g + c.weight_decay * p[i];                  // grad.add(param, alpha=wd)
         T param = p[i];
         if constexpr (Decoupled) param = param * c.decay_factor;          // param.mul_(1 - lr*wd)
@@ -83,11 +86,9 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.amsgrad, [&](auto amsgrad) {
-    with_bool(o.maximize, [&](auto maximize) {
     with_bool(o.decay == Decay::l2, [&](auto l2) {
-    with_bool(o.decay == Decay::decoupled, [&](auto decoupled) {
-        run_elementwise<Isa>(batch, Update<T, decltype(amsgrad)::value, decltype(maximize)::value, decltype(l2)::value, decltype(decoupled)::value>{});
-    });
+    with_bool_if<!decltype(l2)::value>(o.decay == Decay::decoupled, [&](auto decoupled) {
+        run_elementwise<Isa>(batch, Update<T, decltype(amsgrad)::value, decltype(l2)::value, decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
     });
     });
     });

@@ -60,11 +60,10 @@ FUSEDOPTIM_INLINE T direction(const Coeffs<T>& c, T p, T m, T v) {
     return u;
 }
 
-template <class T, bool WeightDecay, bool Maximize>
-FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, int64_t i, const T* p, const T* grad, T* exp_avg, T* exp_avg_sq,
-                               double& p_sq, double& u_sq) {
-    T g = grad[i];
-    if constexpr (Maximize) g = -g;
+template <class T, bool WeightDecay>
+FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, Negate<T> negate, int64_t i, const T* p, const T* grad, T* exp_avg,
+                               T* exp_avg_sq, double& p_sq, double& u_sq) {
+    const T g = negate(grad[i]);  // maximize
     const T m = c.one_minus_beta1 * g + c.beta1 * exp_avg[i];      // update_moment(g, m, b1, 1)
     const T v = c.one_minus_beta2 * (g * g) + c.beta2 * exp_avg_sq[i];  // update_moment_per_elem_norm(g, v, b2, 2)
     exp_avg[i] = m;
@@ -74,8 +73,9 @@ FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, int64_t i, const T* p, const 
     u_sq += static_cast<double>(u) * static_cast<double>(u);
 }
 
-template <class Isa, class T, bool WeightDecay, bool Maximize>
+template <class Isa, class T, bool WeightDecay>
 void run_variant(const BatchOf<T>& batch) {
+    const Negate<T> negate = Negate<T>::when(batch.options.maximize);
     const int64_t count = batch.count;
     if (batch.offsets[count] == 0) return;
     double* sums = new double[2 * count];  // per tensor: sum of p^2, sum of u^2
@@ -90,12 +90,12 @@ void run_variant(const BatchOf<T>& batch) {
             int64_t i = lo;
             for (; i + kLanes <= hi; i += kLanes) {
                 for (int j = 0; j < kLanes; ++j) {
-                    moments<T, WeightDecay, Maximize>(c, i + j, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j],
-                                                      u_acc[j]);
+                    moments<T, WeightDecay>(c, negate, i + j, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j],
+                                            u_acc[j]);
                 }
             }
             for (int j = 0; i < hi; ++i, ++j) {
-                moments<T, WeightDecay, Maximize>(c, i, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j], u_acc[j]);
+                moments<T, WeightDecay>(c, negate, i, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j], u_acc[j]);
             }
             partial[0] = partial[1] = 0.0;
             for (int j = 0; j < kLanes; ++j) {
@@ -126,11 +126,7 @@ void run_variant(const BatchOf<T>& batch) {
 template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
-    with_bool(o.weight_decay, [&](auto weight_decay) {
-    with_bool(o.maximize, [&](auto maximize) {
-        run_variant<Isa, T, decltype(weight_decay)::value, decltype(maximize)::value>(batch);
-    });
-    });
+    with_bool(o.weight_decay, [&](auto weight_decay) { run_variant<Isa, T, decltype(weight_decay)::value>(batch); });
 }
 
 }  // namespace fusedoptim::lamb

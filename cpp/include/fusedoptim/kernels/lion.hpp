@@ -35,13 +35,16 @@ Coeffs<T> make_coeffs(const Hyper& h) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
-// The element update, written once; each mode is a template argument so every loop is branch-free.
-template <class T, bool WeightDecay, bool Maximize>
+// The element update, written once; each mode is a template argument so every loop is branch-free
+// (maximize is a sign flip, see Negate in common.hpp).
+template <class T, bool WeightDecay>
 struct Update {
+    Negate<T> negate;  // maximize
+
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg, T*, T*,
                                       T*) const {
         T g = grad[i];
-        if constexpr (Maximize) g = -g;
+        g = negate(g);
         const T m = exp_avg[i];
         T u = sign(c.one_minus_beta1 * g + c.beta1 * m);            // scale_by_lion
         exp_avg[i] = c.one_minus_beta2 * g + c.beta2 * m;           // tree_update_moment(g, m, b2, 1)
@@ -54,9 +57,7 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.weight_decay, [&](auto weight_decay) {
-    with_bool(o.maximize, [&](auto maximize) {
-        run_elementwise<Isa>(batch, Update<T, decltype(weight_decay)::value, decltype(maximize)::value>{});
-    });
+        run_elementwise<Isa>(batch, Update<T, decltype(weight_decay)::value>{Negate<T>::when(o.maximize)});
     });
 }
 

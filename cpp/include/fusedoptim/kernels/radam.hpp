@@ -55,14 +55,17 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
-// The element update, written once; each mode is a template argument so every loop is branch-free.
+// The element update, written once; each mode is a template argument so every loop is branch-free
+// (maximize is a sign flip, see Negate in common.hpp).
 // `rectified` is the same for a whole tensor; the loop computes both forms and selects one.
-template <class T, bool Maximize, bool L2, bool Decoupled>
+template <class T, bool L2, bool Decoupled>
 struct Update {
+    Negate<T> negate;  // maximize
+
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg,
                                       T* exp_avg_sq, T*, T*) const {
         T g = grad[i];
-        if constexpr (Maximize) g = -g;
+        g = negate(g);
         T param = p[i];
         if constexpr (Decoupled) param = param * c.decay_factor;               // param.mul_(1 - lr*wd)
         if constexpr (L2) g = g + c.weight_decay * param;                     // grad.add(param, alpha=wd)
@@ -79,12 +82,10 @@ struct Update {
 template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
-    with_bool(o.maximize, [&](auto maximize) {
     with_bool(o.l2, [&](auto l2) {
-    with_bool(o.decoupled, [&](auto decoupled) {
-        run_elementwise<Isa>(batch, Update<T, decltype(maximize)::value, decltype(l2)::value,
-                                           decltype(decoupled)::value>{});
-    });
+    with_bool_if<!decltype(l2)::value>(o.decoupled, [&](auto decoupled) {
+        run_elementwise<Isa>(batch, Update<T, decltype(l2)::value,
+                                           decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
     });
     });
 }

@@ -37,12 +37,15 @@ Coeffs<T> make_coeffs(const Hyper& h) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
-// The element update, written once; each mode is a template argument so every loop is branch-free.
-template <class T, bool Centered, bool Momentum, bool WeightDecay, bool Maximize, bool EpsInSqrt>
+// The element update, written once; each mode is a template argument so every loop is branch-free
+// (maximize is a sign flip, see Negate in common.hpp).
+template <class T, bool Centered, bool Momentum, bool WeightDecay, bool EpsInSqrt>
 struct Update {
+    Negate<T> negate;  // maximize
+
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* square_avg, T* grad_avg, T* buf, T*) const {
         T g = grad[i];
-        if constexpr (Maximize) g = -g;
+        g = negate(g);
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];         // grad.add(param, alpha=wd)
         const T v = square_avg[i] * c.alpha + (c.one_minus_alpha * g) * g;  // mul_(a).addcmul_(g, g, 1-a)
         square_avg[i] = v;
@@ -74,10 +77,8 @@ void run(const BatchOf<T>& batch) {
     with_bool(o.centered, [&](auto centered) {
     with_bool(o.momentum, [&](auto momentum) {
     with_bool(o.weight_decay, [&](auto weight_decay) {
-    with_bool(o.maximize, [&](auto maximize) {
     with_bool(o.eps_in_sqrt, [&](auto eps_in_sqrt) {
-        run_elementwise<Isa>(batch, Update<T, decltype(centered)::value, decltype(momentum)::value, decltype(weight_decay)::value, decltype(maximize)::value, decltype(eps_in_sqrt)::value>{});
-    });
+        run_elementwise<Isa>(batch, Update<T, decltype(centered)::value, decltype(momentum)::value, decltype(weight_decay)::value, decltype(eps_in_sqrt)::value>{Negate<T>::when(o.maximize)});
     });
     });
     });

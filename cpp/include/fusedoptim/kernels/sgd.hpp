@@ -37,12 +37,15 @@ Coeffs<T> make_coeffs(const Hyper& h, bool first_step) {
 template <class T>
 using BatchOf = Batch<T, Coeffs<T>, Options>;
 
-// The element update, written once; each mode is a template argument so every loop is branch-free.
-template <class T, bool Momentum, bool Nesterov, bool WeightDecay, bool Maximize>
+// The element update, written once; each mode is a template argument so every loop is branch-free
+// (maximize is a sign flip, see Negate in common.hpp).
+template <class T, bool Momentum, bool Nesterov, bool WeightDecay>
 struct Update {
+    Negate<T> negate;  // maximize
+
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* buf, T*, T*, T*) const {
         T g = grad[i];
-        if constexpr (Maximize) g = -g;
+        g = negate(g);
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];    // grad.add(param, alpha=wd)
         if constexpr (Momentum) {
             // first step: clone(g); then buf.mul_(mu).add_(g, alpha=1-damp). `first_step` is the same for the
@@ -63,11 +66,9 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.momentum, [&](auto momentum) {
-    with_bool(o.nesterov && o.momentum, [&](auto nesterov) {
+    with_bool_if<decltype(momentum)::value>(o.nesterov, [&](auto nesterov) {
     with_bool(o.weight_decay, [&](auto weight_decay) {
-    with_bool(o.maximize, [&](auto maximize) {
-        run_elementwise<Isa>(batch, Update<T, decltype(momentum)::value, decltype(nesterov)::value, decltype(weight_decay)::value, decltype(maximize)::value>{});
-    });
+        run_elementwise<Isa>(batch, Update<T, decltype(momentum)::value, decltype(nesterov)::value, decltype(weight_decay)::value>{Negate<T>::when(o.maximize)});
     });
     });
     });
