@@ -7,6 +7,7 @@
 // CPU without AVX-512.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -14,6 +15,13 @@
 #define FUSEDOPTIM_INLINE_LAMBDA __attribute__((always_inline))
 
 namespace fusedoptim {
+
+// Scratch memory of the calling thread (cpp/src/scratch.cpp), one grow-only buffer per slot, 64-byte aligned:
+// what a kernel needs per call besides the caller's arrays (the reductions' bookkeeping) comes from here, so a
+// step allocates nothing once sizes like its own have been seen. Valid until the next call with the same slot
+// on the same thread; throws std::bad_alloc. Slots: 0 LAMB's per-tensor sums, 1 and 2 reduce_blocks.
+inline constexpr int kScratchSlots = 3;
+void* scratch(int slot, size_t bytes);
 
 // A tensor's buffers: buf[0] the parameter, buf[1] the gradient (only read), then the family's state buffers
 // in the order its header documents. Unused slots are null.

@@ -184,15 +184,14 @@ template <class Isa, int N, class T, class C, class O, class Block, class Combin
 void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block, const Combine& combine) {
     const int64_t count = batch.count;
     const int64_t total = batch.offsets[count];
-    // new[]/delete[] rather than std containers: this code is compiled once per ISA (see common.hpp).
-    int64_t* first_block = new int64_t[count + 1];
+    int64_t* first_block = static_cast<int64_t*>(scratch(1, sizeof(int64_t) * static_cast<size_t>(count + 1)));
     int64_t blocks = 0;
     for (int64_t k = 0; k < count; ++k) {
         first_block[k] = blocks;
         blocks += (batch.tensors[k].size + kReduceBlock - 1) / kReduceBlock;
     }
     first_block[count] = blocks;
-    double* partials = new double[blocks * N > 0 ? blocks * N : 1];
+    double* partials = static_cast<double*>(scratch(2, sizeof(double) * static_cast<size_t>(blocks * N > 0 ? blocks * N : 1)));
     auto run_blocks = [&](int64_t begin, int64_t end) {
         int64_t k = 0;
         for (int64_t b = begin; b < end; ++b) {
@@ -221,8 +220,6 @@ void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block,
             out[k * N + j] = acc;
         }
     }
-    delete[] partials;
-    delete[] first_block;
 }
 
 }  // namespace fusedoptim

@@ -78,7 +78,7 @@ void run_variant(const BatchOf<T>& batch) {
     const Negate<T> negate = Negate<T>::when(batch.options.maximize);
     const int64_t count = batch.count;
     if (batch.offsets[count] == 0) return;
-    double* sums = new double[2 * count];  // per tensor: sum of p^2, sum of u^2
+    double* sums = static_cast<double*>(scratch(0, sizeof(double) * static_cast<size_t>(2 * count)));  // per tensor: p^2, u^2
 
     // Pass 1: moments, and the sums of p^2 and u^2 (eight lanes per block, in a fixed order).
     reduce_blocks<Isa, 2>(
@@ -120,7 +120,6 @@ void run_variant(const BatchOf<T>& batch) {
             p[i] = p[i] + c.neg_lr * (direction<T, WeightDecay>(c, p[i], m[i], v[i]) * ratio);
         }
     });
-    delete[] sums;
 }
 
 template <class Isa, class T>
