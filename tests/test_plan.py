@@ -236,6 +236,52 @@ def test_mutable_hyperparameters_are_checked_every_step():
         opt.step(make_grads(params, seed=2))
 
 
+MIXED = [info for info in PLANNED if info.cls._mixed_precision]
+# (parameter dtype, state_dtype)
+MODES = [("float16", None), ("bfloat16", None), ("float32", "bfloat16"), ("float32", "float16"),
+         ("bfloat16", "bfloat16")]
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view(np.uint16) if a.dtype.itemsize == 2 else a
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: f"{m[0]}-{m[1]}")
+@pytest.mark.parametrize("info", MIXED, ids=lambda i: i.name)
+def test_mixed_precision_plan_matches_the_full_step(info, mode):
+    """16-bit parameters (float32 masters) and 16-bit state on the steady state: the same bits as the full step
+    in parameters, masters and every state buffer, and a 16-bit gradient checked as strictly."""
+    param_dtype, state_dtype = mode
+    if "bfloat16" in mode:
+        pytest.importorskip("ml_dtypes")
+    dtype = fusedoptim._precision.bfloat16() if param_dtype == "bfloat16" else np.dtype(param_dtype)
+    fast_params = [p.astype(dtype) for p in _params()]
+    full_params = [p.astype(dtype) for p in _params()]
+    options = dict(info.option_sets[-1], state_dtype=state_dtype)
+    fast, full = info.cls(fast_params, **options), info.cls(full_params, **options)
+    for t in range(1, 6):
+        grads = [(g * 0.25).astype(dtype) for g in make_grads(_params(), seed=t)]
+        full._plan = None
+        fast.step([g.copy() for g in grads])
+        full.step([g.copy() for g in grads])
+        assert fast._plan is not None
+        for p, q in zip(fast_params, full_params):
+            np.testing.assert_array_equal(_bits(p), _bits(q))
+        sa, sb = fast.state_dict()["state"], full.state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert sa[k].keys() == sb[k].keys()
+            for key, v in sa[k].items():
+                np.testing.assert_array_equal(_bits(v), _bits(sb[k][key]), err_msg=f"state[{k}][{key!r}]")
+    wrong = [g.astype(np.float64) for g in make_grads(_params(), seed=9)]
+    before = [_bits(p).copy() for p in fast_params]
+    with pytest.raises(TypeError, match=re.escape("grads[0] has dtype float64 but params[0] has dtype " + str(dtype))):
+        fast.step(wrong)
+    for p, b in zip(fast_params, before):
+        np.testing.assert_array_equal(_bits(p), b)
+
+
 def test_nadam_takes_the_full_step():
     params = _params()
     opt = fusedoptim.NAdam(params)

@@ -274,9 +274,12 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
     check_overlaps(out.written, out.read);
 
     out.params.reserve(count);
+    out.members.reserve(count);
     out.labels.reserve(count);
     for (size_t i = 0; i < count; ++i) {
         out.params.push_back(py::reinterpret_borrow<py::array>(rows[i][0]));
+        out.members.push_back(py::reinterpret_borrow<py::array>(row_precision[i].model ? row_precision[i].model
+                                                                                        : rows[i][0]));
         out.labels.push_back(labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i));
         const int64_t size = static_cast<int64_t>(py::reinterpret_borrow<py::array>(rows[i][0]).size());
         for (const py::object& a : rows[i]) {
@@ -337,11 +340,11 @@ StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::li
     for (py::handle group : groups_) {
         const auto members = py::reinterpret_borrow<py::tuple>(py::reinterpret_borrow<py::tuple>(group)[2]);
         if (members.empty()) continue;
-        if (s == steps_.size() || steps_[s]->params_.size() != members.size()) {
+        if (s == steps_.size() || steps_[s]->members_.size() != members.size()) {
             throw py::value_error("StepPlan: the prepared steps do not match the groups");
         }
         for (size_t i = 0; i < members.size(); ++i) {
-            if (members[i].ptr() != steps_[s]->params_[i].ptr()) {
+            if (members[i].ptr() != steps_[s]->members_[i].ptr()) {
                 throw py::value_error("StepPlan: the prepared steps do not match the groups");
             }
         }
@@ -417,7 +420,7 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads) {
         } scope(&step.labels_);
         for (size_t i = 0; i < step.params_.size(); ++i) {
             py::object item = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(list, starts_[s] + i));
-            const py::array& param = step.params_[i];
+            const py::array& param = step.members_[i];  // a 16-bit parameter's gradient is 16-bit too
             check_entry("grads", false, i, item, &param, dtype_of(param), "params");
             const PreparedStep::Slot slot = step.slots_[i];
             if (slot.part >= 0) {

@@ -57,6 +57,9 @@ struct Gathered {
     std::vector<py::object> arrays;
     std::vector<std::pair<py::object, Interval>> written_arrays;
     std::vector<py::array> params;   // each position's parameter
+    // What the caller's group holds at each position, and what its gradient must match: the 16-bit parameter
+    // of a mixed-precision row (whose `params` entry is its float32 master), else the parameter.
+    std::vector<py::array> members;
     std::vector<int64_t> labels;     // each position's index in messages
 };
 
@@ -107,6 +110,7 @@ public:
                  bool counts_steps, bool rerunnable)
         : slots_(std::move(slots)),
           params_(std::move(gathered.params)),
+          members_(std::move(gathered.members)),
           labels_(std::move(gathered.labels)),
           arrays_(std::move(gathered.arrays)),
           written_arrays_(std::move(gathered.written_arrays)),
@@ -134,6 +138,7 @@ private:
     std::unique_ptr<Part> parts_[2];
     std::vector<Slot> slots_;
     std::vector<py::array> params_;
+    std::vector<py::array> members_;
     std::vector<int64_t> labels_;
     std::vector<py::object> arrays_;
     std::vector<std::pair<py::object, Interval>> written_arrays_;

@@ -288,7 +288,7 @@ class Optimizer:
         _core.run_steps(prepared)
         for commit in commits:
             commit()
-        if (self._plannable and prepared and grad_scale == 1.0 and not self._is_mixed()
+        if (self._plannable and prepared and grad_scale == 1.0
                 and len(prepared) == sum(1 for g in self.param_groups if g["params"])):
             if all(g is not None for g in grads):
                 self._plan = _make_plan(self, prepared)
@@ -404,10 +404,6 @@ class Optimizer:
         if state_dtype is not None and any(p.dtype == np.float64 for p in group["params"]):
             raise TypeError(f"state_dtype={group['state_dtype']!r} needs float32 or 16-bit parameters (the update "
                             "computes in float32); this group has float64 parameters")
-
-    def _is_mixed(self) -> bool:
-        return any(g.get("state_dtype") is not None or any(_precision.is_16bit(p.dtype) for p in g["params"])
-                   for g in self.param_groups)
 
     @staticmethod
     def _state_dtype_for(group: Mapping[str, Any], p: np.ndarray) -> np.dtype:

@@ -401,12 +401,14 @@ def mixed_precision_(
     """Mixed precision around any update of this module, ``update(masters, grads, states)``: what the kernels do
     for 16-bit parameters (float32 masters), 16-bit state and a gradient scale, element by element.
 
-    Gradients are read in the master's dtype and multiplied by ``grad_scale``; state arrays (the lists of arrays
+    Gradients are read in the master's dtype and multiplied by ``grad_scale`` (a gradient already in the master's
+    dtype, with no scale, is used as it is, as in a plain step); state arrays (the lists of arrays
     in ``states``; other lists, such as NAdam's mu_products, are passed as they are) are widened to float32,
     updated, and rounded back to their dtype (``state_dtype`` for buffers the update creates); then each 16-bit
     parameter becomes its master rounded to nearest even. ``params[i] is masters[i]`` for a plain parameter.
     """
-    wide_grads = [g.astype(m.dtype) * m.dtype.type(grad_scale) for g, m in zip(grads, masters)]
+    wide_grads = [g if g.dtype == m.dtype and grad_scale == 1.0 else g.astype(m.dtype) * m.dtype.type(grad_scale)
+                  for g, m in zip(grads, masters)]
     widened = {}
     for key, values in states.items():
         if isinstance(values, list) and all(v is None or isinstance(v, np.ndarray) for v in values):

@@ -124,18 +124,23 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
                 }
             }
         }
-        const T* const grad = b[1];
-        T* const scaled = stage[1];
-        const T grad_scale = t.grad_scale;
+        // reference: g.astype(T) * grad_scale, but a float32 gradient with no scale is read where it is, as in
+        // the plain path.
+        const T* grad = b[1];
+        if (t.kind[1] != Storage::native || t.grad_scale != T(1)) {
+            T* const scaled = stage[1];
+            const T grad_scale = t.grad_scale;
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) scaled[i] = grad[i] * grad_scale;  // reference: g.astype(T) * grad_scale
+            for (int64_t i = 0; i < n; ++i) scaled[i] = grad[i] * grad_scale;
+            grad = scaled;
+        }
         T* const p = b[0];
         T* const s0 = b[2];
         T* const s1 = b[3];
         T* const s2 = b[4];
         T* const s3 = b[5];
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) update(c, i, p, scaled, s0, s1, s2, s3);
+        for (int64_t i = 0; i < n; ++i) update(c, i, p, grad, s0, s1, s2, s3);
         if constexpr (std::is_same_v<T, float>) {
             for (int j = 2; j < kMaxBuffers; ++j) {
                 if (t.kind[j] != Storage::native) store_block_of<Isa>(t.kind[j], stage[j], t.low[j], begin, n);
