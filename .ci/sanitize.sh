@@ -6,21 +6,32 @@
 #   bash .ci/sanitize.sh        (GCC; the venv and build directory stay in build/ for quicker reruns)
 #
 # The build goes to build/sanitize (not build/{wheel_tag}, the normal build's) and is installed, with the test
-# extras and torch, into its own virtual environment, build/sanitize-venv. Python itself is not instrumented,
-# so the ASan runtime is preloaded into it.
+# extras and torch, into its own virtual environment: build/sanitize-venv, or $SANITIZE_VENV (.ci/run, whose
+# last step this is, passes its own environment, which then holds the instrumented build). Python itself is
+# not instrumented, so the ASan runtime is preloaded into it. Only the SIMD levels this CPU runs are built: the
+# others could not be exercised here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=build/sanitize-venv
+venv=${SANITIZE_VENV:-build/sanitize-venv}
 python=${PYTHON:-python3}
+levels=baseline
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+    levels="$levels;avx2"
+fi
+if grep -qw avx512f /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo &&
+   grep -qw avx512dq /proc/cpuinfo; then
+    levels="$levels;avx512"
+fi
+if [ "$(uname -m)" != x86_64 ]; then levels=baseline; fi
 
-echo "== sanitize.sh [$SECONDS s]: build with -fsanitize=address,undefined into $venv"
+echo "== sanitize.sh [$SECONDS s]: build with -fsanitize=address,undefined (SIMD levels $levels) into $venv"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi
 # torch for the parity tests: torch==2.13.0 is a local CPU build here (plain `torch` pulls a CUDA one).
 FUSEDOPTIM_SANITIZE=ON "$venv/bin/python" -m pip install --quiet --config-settings=build-dir=build/sanitize \
-    ".[test,demo]" "torch==2.13.0" pytest-xdist
+    --config-settings="cmake.define.FUSEDOPTIM_SIMD_LEVELS=$levels" ".[test,demo]" "torch==2.13.0" pytest-xdist
 
 # The runtimes of the compiler that built the extension. libasan must come first in the process; libstdc++ is
 # preloaded too because Python does not link it, and ASan's interceptor of C++ `throw` must find the real one
