@@ -282,11 +282,18 @@ def test_mixed_precision_plan_matches_the_full_step(info, mode):
         np.testing.assert_array_equal(_bits(p), b)
 
 
-def test_nadam_takes_the_full_step():
-    params = _params()
-    opt = fusedoptim.NAdam(params)
-    opt.step(make_grads(params, seed=1))
-    assert opt._plan is None
+def test_nadam_plan_carries_the_momentum_product_and_honours_edits():
+    """NAdam's plan advances mu_product itself (one float per parameter in its state, as the full step stores
+    it); a mu_product set between steps is read by the next step."""
+    pair = _Pair(fusedoptim.NAdam, _two_groups, weight_decay=0.01)
+    for _ in range(3):
+        pair.step()
+    assert pair.fast._plan is not None
+    assert isinstance(pair.fast.state[0]["mu_product"], float)
+    pair.both(lambda opt, params: opt.state[2].__setitem__("mu_product", 0.5))
+    pair.step()
+    pair.step()
+    assert pair.fast._plan is not None
 
 
 def test_step_plan_refuses_misuse():
@@ -313,7 +320,3 @@ def test_step_plan_refuses_misuse():
                               0.0, False, False, False, None)
     with pytest.raises(ValueError, match="do not match the groups"):
         _core.StepPlan([step], [(opt.param_groups[0], [], (), ())], [], [])
-    m, v = np.zeros(4, np.float32), np.zeros(4, np.float32)
-    nadam, _ = _core.nadam_prepare([p], [g], [m], [v], [1.0], [1], 1e-3, 0.9, 0.999, 1e-8, 0.0, 4e-3, False, False, None)
-    with pytest.raises(ValueError, match="cannot be re-run"):
-        _core.StepPlan([nadam], [], [], [])

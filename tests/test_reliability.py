@@ -510,14 +510,8 @@ def test_allocation_counter_sees_numpy_and_cpp_allocations(allocation_counts):
     assert allocation_counts["np.add out="] == 0
 
 
-_NO_PLAN = pytest.mark.xfail(strict=True, reason="NAdam has no steady-state plan yet (its momentum products are "
-                             "per-step state kept in Python): each step is a full, validated one, whose bookkeeping "
-                             "vectors are heap-allocated")
-
-
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("info", [pytest.param(info, marks=_NO_PLAN) if info.name == "NAdam" else info
-                                  for info in OPTIMIZERS], ids=IDS)
+@pytest.mark.parametrize("info", OPTIMIZERS, ids=IDS)
 def test_steady_state_step_makes_no_heap_allocation(allocation_counts, info, threads):
     """After the first steps, 300 steps of every optimizer (three arrays, two dtypes, every option that adds work;
     one and two threads) call malloc, calloc, realloc or an aligned allocator not once: not in Python, not in

@@ -329,7 +329,6 @@ StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::li
     : groups_(std::move(groups)), entries_(std::move(entries)), counters_(std::move(counters)) {
     for (const py::object& object : steps) {
         auto* step = object.cast<PreparedStep*>();
-        if (!step->rerunnable_) throw py::value_error("this optimizer's prepared steps cannot be re-run by a StepPlan");
         owners_.push_back(object);
         steps_.push_back(step);
         written_.insert(written_.end(), step->written_.begin(), step->written_.end());
@@ -407,6 +406,17 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads) {
         }
         step_numbers_[i] = static_cast<int64_t>(value) + 1;
     }
+    // A carried scalar edited in Python since the last step: the full step reads the new value.
+    for (size_t s = 0; s < steps_.size(); ++s) {
+        const std::optional<CarriedScalar>& carried = steps_[s]->carried_;
+        if (!carried || counters_.size() != count_) continue;
+        for (size_t i = 0; i < carried->values->size(); ++i) {
+            PyObject* const held = PyDict_GetItem(PyList_GET_ITEM(counters_.ptr(), starts_[s] + i), carried->key.ptr());
+            if (held == nullptr || !PyFloat_CheckExact(held) || PyFloat_AS_DOUBLE(held) != (*carried->values)[i]) {
+                return false;
+            }
+        }
+    }
     PyObject* const list = grads.ptr();
     for (size_t i = 0; i < count_; ++i) {
         if (PyList_GET_ITEM(list, i) == Py_None) return false;
@@ -459,6 +469,18 @@ void StepPlan::run() {
         const py::int_ number(step_numbers_[i]);
         if (PyObject_SetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr(), number.ptr()) != 0) {
             throw py::error_already_set();
+        }
+    }
+    for (size_t s = 0; s < steps_.size(); ++s) {
+        const std::optional<CarriedScalar>& carried = steps_[s]->carried_;
+        if (!carried || counters_.size() != count_) continue;
+        std::vector<double>& values = *carried->values;
+        for (size_t i = 0; i < values.size(); ++i) {
+            values[i] = carried->next(i, step_numbers_[starts_[s] + i]);
+            const py::float_ value(values[i]);
+            if (PyObject_SetItem(PyList_GET_ITEM(counters_.ptr(), starts_[s] + i), carried->key.ptr(), value.ptr()) != 0) {
+                throw py::error_already_set();
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -88,6 +89,16 @@ struct StepNumbers {
     bool rerun;
 };
 
+// A per-parameter float that a family's coefficients follow from step to step (NAdam's momentum product), kept
+// in the parameters' state dicts under `key`. A StepPlan carries it: `next(i, step)` is position i's value for
+// step number `step`, computed from values[i] (the value after the last step), and after each run the plan
+// stores it in values[i] and in the state dict. The family's coefficients read it through the same `values`.
+struct CarriedScalar {
+    py::str key;
+    std::shared_ptr<std::vector<double>> values;
+    std::function<double(size_t, int64_t)> next;
+};
+
 // A validated call, ready to run. Running releases the GIL: this is safe because the step holds references to
 // every array (none can be freed or resized under us, as NumPy refuses to resize a referenced array) and the
 // kernels touch no Python object.
@@ -107,7 +118,7 @@ public:
     };
 
     PreparedStep(std::unique_ptr<Part> f32, std::unique_ptr<Part> f64, std::vector<Slot> slots, Gathered&& gathered,
-                 bool counts_steps, bool rerunnable)
+                 bool counts_steps)
         : slots_(std::move(slots)),
           params_(std::move(gathered.params)),
           members_(std::move(gathered.members)),
@@ -116,8 +127,7 @@ public:
           written_arrays_(std::move(gathered.written_arrays)),
           written_(std::move(gathered.written)),
           read_(std::move(gathered.read)),
-          counts_steps_(counts_steps),
-          rerunnable_(rerunnable) {
+          counts_steps_(counts_steps) {
         parts_[0] = std::move(f32);
         parts_[1] = std::move(f64);
     }
@@ -125,6 +135,8 @@ public:
     // Runs the steps in order, after checking that no step writes memory another step reads or writes (an
     // optimizer prepares each parameter group separately, then runs them all). Raises before running any.
     static void run_all(const std::vector<PreparedStep*>& steps);
+
+    void carry(CarriedScalar carried) { carried_ = std::move(carried); }
 
 private:
     friend class StepPlan;
@@ -143,8 +155,9 @@ private:
     std::vector<py::object> arrays_;
     std::vector<std::pair<py::object, Interval>> written_arrays_;
     std::vector<Interval> written_, read_;
-    bool counts_steps_, rerunnable_;
+    bool counts_steps_;
     bool done_ = false;
+    std::optional<CarriedScalar> carried_;
 };
 
 // An optimizer's steady state: the prepared steps of a full step (one per parameter group), re-run with new
@@ -229,11 +242,11 @@ private:
 // Builds the prepared step of one family. `make_coeffs(T{}, position, StepNumbers)` gives a tensor's
 // coefficients; it is kept (so it captures by value) to recompute them when a StepPlan re-runs the step.
 // `steps`: the step numbers of a family that counts steps (checked here), nullopt otherwise. `kernel_of(T{})`
-// gives the kernel from the active table. `rerunnable` is false for families whose coefficients follow other
-// per-step state (NAdam's momentum products).
+// gives the kernel from the active table. A family whose coefficients follow other per-step state (NAdam's
+// momentum products) hands it to the step with carry().
 template <class Options, class MakeCoeffs, class KernelOf>
 PreparedStep prepare(Gathered&& gathered, const Options& options, const std::optional<std::vector<int64_t>>& steps,
-                     MakeCoeffs make_coeffs, KernelOf kernel_of, bool rerunnable = true) {
+                     MakeCoeffs make_coeffs, KernelOf kernel_of) {
     if (steps) check_steps(*steps, gathered.count);
     const StepNumbers numbers{steps ? steps->data() : nullptr, false};
     std::vector<PreparedStep::Slot> slots(gathered.count, PreparedStep::Slot{-1, 0});
@@ -245,8 +258,7 @@ PreparedStep prepare(Gathered&& gathered, const Options& options, const std::opt
     };
     auto f32 = part(float{}, gathered.f32, 0);
     auto f64 = part(double{}, gathered.f64, 1);
-    return PreparedStep(std::move(f32), std::move(f64), std::move(slots), std::move(gathered), steps.has_value(),
-                        rerunnable);
+    return PreparedStep(std::move(f32), std::move(f64), std::move(slots), std::move(gathered), steps.has_value());
 }
 
 void register_prepared_step(py::module_& m);

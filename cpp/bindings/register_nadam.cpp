@@ -24,14 +24,20 @@ void register_nadam(py::module_& m) {
             for (size_t i = 0; i < mu_products.size(); ++i) mu_products[i] *= nadam::momentum_at(hyper, steps[i]);
             const nadam::Options options{maximize, weight_decay != 0.0 && !decoupled_weight_decay,
                                          weight_decay != 0.0 && decoupled_weight_decay};
+            // The products after this step; a StepPlan re-running it advances them (CarriedScalar).
+            auto products = std::make_shared<std::vector<double>>(mu_products);
+            auto next = [hyper, products](size_t i, int64_t step) {
+                return (*products)[i] * nadam::momentum_at(hyper, step);
+            };
             PreparedStep step = prepare(
-                std::move(g), options,
-                steps,
-                [hyper, steps, mu_products](auto zero, size_t i, const StepNumbers&) {
-                    return nadam::make_coeffs<decltype(zero)>(hyper, steps[i], mu_products[i]);
+                std::move(g), options, steps,
+                [hyper, steps, products, next](auto zero, size_t i, const StepNumbers& numbers) {
+                    using T = decltype(zero);
+                    if (!numbers.rerun) return nadam::make_coeffs<T>(hyper, steps[i], (*products)[i]);
+                    return nadam::make_coeffs<T>(hyper, numbers.steps[i], next(i, numbers.steps[i]));
                 },
-                [](auto zero) { return kernels<decltype(zero)>().nadam; },
-                /*rerunnable=*/false);  // the momentum products are per-step state kept in Python
+                [](auto zero) { return kernels<decltype(zero)>().nadam; });
+            step.carry(CarriedScalar{py::str("mu_product"), products, next});
             return py::make_tuple(py::cast(std::move(step)), py::cast(mu_products));
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("mu_products"),

@@ -27,7 +27,6 @@ class NAdam(Optimizer):
 
     _required_state = ("exp_avg", "exp_avg_sq")
     _scalar_state = ("mu_product",)
-    _plannable = False  # the momentum product is per-step state computed with the coefficients
 
     def __init__(
         self,
