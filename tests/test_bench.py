@@ -163,3 +163,31 @@ def test_divider_floor_script_writes_its_table(tmp_path):
     assert peers[:4] == [name for name, _ in module.VARIANTS] and "fusedoptim.Adam step" in peers
     assert all(row["time_us"] > 0 for row in result["rows"])
     assert "| peer |" in (tmp_path / "divider_floor.md").read_text()
+
+
+def test_precision_script_times_every_mode(tmp_path):
+    """benchmarks/precision.py (issue 9's figures) times every precision mode of Adam and SGD and counts their
+    bytes: Adam 28 (fp32, 16-bit params with a float32 master) and 20 (bfloat16 state); SGD 20 and 16."""
+    import importlib.util
+    import pathlib
+
+    from fusedoptim import _precision
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "precision.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ is not next to the tests (an installed-package run)")
+    spec = importlib.util.spec_from_file_location("precision_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--sizes", "1000", "--threads", "1", "--rounds", "2", "--steps", "1",
+                        "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "precision.json").read_text())["results"]
+    found = {(r["optimizer"], r["mode"]): r["bytes_per_element"] for r in rows}
+    expected = {("adam", "fp32"): 28, ("adam", "fp16 params + fp32 master"): 28, ("sgd", "fp32"): 20,
+                ("sgd", "fp16 params + fp32 master"): 20}
+    if _precision.BFLOAT16 is not None:
+        expected.update({("adam", "fp32 params + bf16 state"): 20, ("adam", "bf16 params + bf16 state"): 20,
+                         ("sgd", "fp32 params + bf16 state"): 16, ("sgd", "bf16 params + bf16 state"): 16})
+    assert all(found[key] == value for key, value in expected.items())
+    assert all(r["median_step_s"] > 0 for r in rows)
+    assert "| optimizer | n | threads | mode |" in (tmp_path / "precision.md").read_text()

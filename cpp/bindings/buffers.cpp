@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,8 +47,13 @@ DType dtype_of(const py::array& a) {
     if (descr->type_num == py::detail::npy_api::NPY_FLOAT_) return DType::f32;
     if (descr->type_num == py::detail::npy_api::NPY_DOUBLE_) return DType::f64;
     if (descr->type_num == 23) return DType::f16;  // NPY_HALF
-    // ml_dtypes' bfloat16 is a user-defined type (its number depends on registration order): checked by name.
-    if (descr->type_num >= 256 && std::string(py::str(a.dtype())) == "bfloat16") {
+    // ml_dtypes' bfloat16 is a user-defined type (its number depends on registration order): checked by name
+    // once, then by the number (fixed for the process; naming the dtype costs microseconds per array).
+    static std::atomic<int> bfloat16_type_num{-1};
+    if (descr->type_num < 256) return DType::other;
+    if (descr->type_num == bfloat16_type_num.load(std::memory_order_relaxed)) return DType::bf16;
+    if (std::string(py::str(a.dtype())) == "bfloat16") {
+        bfloat16_type_num.store(descr->type_num, std::memory_order_relaxed);
         return DType::bf16;
     }
     return DType::other;
