@@ -142,20 +142,27 @@ def test_bad_arguments_exit_with_status_2(tmp_path, capsys):
     assert "unknown optimizer" in capsys.readouterr().err
 
 
-def test_divider_floor_script_writes_its_table(tmp_path):
-    """benchmarks/divider_floor.py (the evidence for the Adam n=1e6 target) runs and writes JSON and Markdown."""
+def _benchmark_script(name: str):
+    """benchmarks/<name>.py as a module (skips where benchmarks/ is not next to the tests)."""
     import importlib.util
     import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ is not next to the tests (an installed-package run)")
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_divider_floor_script_writes_its_table(tmp_path):
+    """benchmarks/divider_floor.py (the evidence for the Adam n=1e6 target) runs and writes JSON and Markdown."""
     import shutil
 
     if shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("no C++ compiler for the native loops")
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "divider_floor.py"
-    if not path.exists():
-        pytest.skip("benchmarks/ is not next to the tests (an installed-package run)")
-    spec = importlib.util.spec_from_file_location("divider_floor", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark_script("divider_floor")
     assert module.main(["--n", "4099", "--threads", "1", "--rounds", "2", "--min-time", "0.0001",
                         "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "divider_floor.json").read_text())
@@ -168,17 +175,9 @@ def test_divider_floor_script_writes_its_table(tmp_path):
 def test_precision_script_times_every_mode(tmp_path):
     """benchmarks/precision.py (issue 9's figures) times every precision mode of Adam and SGD and counts their
     bytes: Adam 28 (fp32, 16-bit params with a float32 master) and 20 (bfloat16 state); SGD 20 and 16."""
-    import importlib.util
-    import pathlib
-
     from fusedoptim import _precision
 
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "precision.py"
-    if not path.exists():
-        pytest.skip("benchmarks/ is not next to the tests (an installed-package run)")
-    spec = importlib.util.spec_from_file_location("precision_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark_script("precision")
     assert module.main(["--sizes", "1000", "--threads", "1", "--rounds", "2", "--steps", "1",
                         "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "precision.json").read_text())["results"]
