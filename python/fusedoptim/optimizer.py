@@ -105,7 +105,6 @@ class Optimizer:
     _optional_state: ClassVar[tuple[str, ...]] = ()
     _scalar_state: ClassVar[tuple[str, ...]] = ()  # per-parameter floats (NAdam's mu_product)
     _counts_steps: ClassVar[bool] = True
-    _plannable: ClassVar[bool] = True  # its prepared steps can be re-run by a _core.StepPlan
     _mixed_precision: ClassVar[bool] = True  # takes 16-bit parameters (float32 masters) and a state_dtype
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -288,8 +287,7 @@ class Optimizer:
         _core.run_steps(prepared)
         for commit in commits:
             commit()
-        if (self._plannable and prepared and grad_scale == 1.0
-                and len(prepared) == sum(1 for g in self.param_groups if g["params"])):
+        if prepared and grad_scale == 1.0 and len(prepared) == sum(1 for g in self.param_groups if g["params"]):
             if all(g is not None for g in grads):
                 self._plan = _make_plan(self, prepared)
         return True
