@@ -68,10 +68,14 @@ FUSEDOPTIM_INLINE double sqrt_(double x) { return __builtin_sqrt(x); }
 FUSEDOPTIM_INLINE float abs_(float x) { return __builtin_fabsf(x); }
 FUSEDOPTIM_INLINE double abs_(double x) { return __builtin_fabs(x); }
 
-// jnp.sign: -1, 0 or 1, and NaN for NaN.
+FUSEDOPTIM_INLINE float copysign_(float x, float y) { return __builtin_copysignf(x, y); }
+FUSEDOPTIM_INLINE double copysign_(double x, double y) { return __builtin_copysign(x, y); }
+
+// np.sign: -1 or 1 carrying x's sign, and x itself for a zero (of either sign) or a NaN. One select on
+// copysign: the nested comparisons it replaces kept GCC from vectorising Lion's loop (5x slower than SGD's).
 template <class T>
 FUSEDOPTIM_INLINE T sign(T x) {
-    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x * T(0));
+    return (x > T(0) || x < T(0)) ? copysign_(T(1), x) : x;
 }
 
 // torch.maximum: NaN in either argument propagates (std::max would drop a NaN in its first argument).
