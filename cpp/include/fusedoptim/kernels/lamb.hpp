@@ -85,17 +85,23 @@ void run_variant(const BatchOf<T>& batch) {
         batch, sums,
         [&](int64_t k, int64_t lo, int64_t hi, double* partial) {
             const TensorRef<T>& t = batch.tensors[k];
-            const Coeffs<T>& c = batch.coeffs[k];
-            double p_acc[kLanes] = {}, u_acc[kLanes] = {};
+            const Coeffs<T> c = batch.coeffs[k];  // a copy: the stores cannot alias it
+            alignas(64) double p_acc[kLanes] = {}, u_acc[kLanes] = {};
+            const T* const p = t.buf[0];
+            const T* const g = t.buf[1];
+            T* const m = t.buf[2];
+            T* const v = t.buf[3];
             int64_t i = lo;
+            // One vector of kLanes elements per iteration, lane j into accumulator j: the same sums whether the
+            // inner loop is one vector, two, or scalar.
             for (; i + kLanes <= hi; i += kLanes) {
+#pragma omp simd
                 for (int j = 0; j < kLanes; ++j) {
-                    moments<T, WeightDecay>(c, negate, i + j, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j],
-                                            u_acc[j]);
+                    moments<T, WeightDecay>(c, negate, i + j, p, g, m, v, p_acc[j], u_acc[j]);
                 }
             }
             for (int j = 0; i < hi; ++i, ++j) {
-                moments<T, WeightDecay>(c, negate, i, t.buf[0], t.buf[1], t.buf[2], t.buf[3], p_acc[j], u_acc[j]);
+                moments<T, WeightDecay>(c, negate, i, p, g, m, v, p_acc[j], u_acc[j]);
             }
             partial[0] = partial[1] = 0.0;
             for (int j = 0; j < kLanes; ++j) {
