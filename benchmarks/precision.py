@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     thread_counts = [int(t) for t in args.threads.split(",")]
     names = [o.strip() for o in args.optimizers.split(",")]
-    modes = [m for m in MODES if _precision.BFLOAT16 is not None or "bf16" not in m[0]]
+    modes = [m for m in MODES if _precision.has_bfloat16() or "bf16" not in m[0]]
     results = []
     previous = _core.requested_num_threads()
     try:

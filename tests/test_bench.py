@@ -184,7 +184,7 @@ def test_precision_script_times_every_mode(tmp_path):
     found = {(r["optimizer"], r["mode"]): r["bytes_per_element"] for r in rows}
     expected = {("adam", "fp32"): 28, ("adam", "fp16 params + fp32 master"): 28, ("sgd", "fp32"): 20,
                 ("sgd", "fp16 params + fp32 master"): 20}
-    if _precision.BFLOAT16 is not None:
+    if _precision.has_bfloat16():
         expected.update({("adam", "fp32 params + bf16 state"): 20, ("adam", "bf16 params + bf16 state"): 20,
                          ("sgd", "fp32 params + bf16 state"): 16, ("sgd", "bf16 params + bf16 state"): 16})
     assert all(found[key] == value for key, value in expected.items())

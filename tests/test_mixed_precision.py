@@ -7,6 +7,9 @@ millions of float32 ones."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from registry import ALL_CASES, ALL_IDS, make_grads, make_params
@@ -14,7 +17,7 @@ from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 import fusedoptim
 from fusedoptim import _core, _precision, reference
 
-BF16 = _precision.BFLOAT16
+BF16 = _precision.bfloat16() if _precision.has_bfloat16() else None
 needs_bf16 = pytest.mark.skipif(BF16 is None, reason="bfloat16 needs ml_dtypes (pip install fusedoptim[bf16])")
 
 # Registry state lists -> optimizer state keys.
@@ -211,7 +214,7 @@ def test_state_dtype_is_checked():
 
 
 def test_bfloat16_without_ml_dtypes_raises_clearly(monkeypatch):
-    monkeypatch.setattr(_precision, "BFLOAT16", None)
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # what `import ml_dtypes` sees when it is not installed
     with pytest.raises(ImportError, match=r"pip install fusedoptim\[bf16\]"):
         fusedoptim.Adam([np.zeros(3, np.float32)], state_dtype="bfloat16")
 
@@ -323,3 +326,10 @@ def test_checkpoint_round_trips_masters_and_16bit_state(tmp_path):
         opt2.step(g)
     for a, b in zip(params, params2):
         _assert_bitwise(a, b)
+
+
+def test_import_does_not_import_ml_dtypes():
+    """ml_dtypes registers its dtypes with NumPy on import (about a second): fusedoptim imports it only when
+    bfloat16 is asked for by name."""
+    code = "import sys, fusedoptim; assert 'ml_dtypes' not in sys.modules, 'ml_dtypes imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
