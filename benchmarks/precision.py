@@ -23,13 +23,17 @@ import numpy as np
 import fusedoptim
 from fusedoptim import _core, _precision
 
-# name, parameter dtype, state_dtype
+# name, parameter dtype, state_dtype, fused: bfloat16 state takes the fused loop (parallel.hpp, run_fused); the
+# "staged" rows are the same steps with it turned off, to show what fusing the conversions gains.
 MODES = [
-    ("fp32", "float32", None),
-    ("fp16 params + fp32 master", "float16", None),
-    ("bf16 params + fp32 master", "bfloat16", None),
-    ("fp32 params + bf16 state", "float32", "bfloat16"),
-    ("bf16 params + bf16 state", "bfloat16", "bfloat16"),
+    ("fp32", "float32", None, True),
+    ("fp16 params + fp32 master", "float16", None, True),
+    ("bf16 params + fp32 master", "bfloat16", None, True),
+    ("fp32 params + bf16 state", "float32", "bfloat16", True),
+    ("fp32 params + bf16 state, staged", "float32", "bfloat16", False),
+    ("fp32 params + fp16 state", "float32", "float16", True),
+    ("bf16 params + bf16 state", "bfloat16", "bfloat16", True),
+    ("bf16 params + bf16 state, staged", "bfloat16", "bfloat16", False),
 ]
 # optimizer name -> (class, hyperparameters, state buffers per element)
 OPTIMIZERS = {
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimizers", default="adam,sgd", help="comma-separated: " + ",".join(OPTIMIZERS))
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--no-staged", action="store_true", help="leave out the staged comparison rows")
     parser.add_argument("--steps", type=int, default=5, help="steps per timed sample")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     thread_counts = [int(t) for t in args.threads.split(",")]
     names = [o.strip() for o in args.optimizers.split(",")]
     modes = [m for m in MODES if _precision.has_bfloat16() or "bf16" not in m[0]]
+    if args.no_staged:
+        modes = [m for m in modes if m[3]]
     results = []
     previous = _core.requested_num_threads()
     try:
@@ -76,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
             setups = []
             for opt_name in names:
                 cls, hyper, slots = OPTIMIZERS[opt_name]
-                for name, pdt, sdt in modes:
+                for name, pdt, sdt, fused in modes:
                     param = base.astype(_dtype(pdt))
                     grad = grad32.astype(_dtype(pdt))
                     opt = cls([param], state_dtype=sdt, **hyper)
-                    opt.step([grad])  # creates the state and the steady-state plan
+                    _core._set_fuse_mixed_precision(fused)
+                    try:
+                        opt.step([grad])  # creates the state and the steady-state plan (which keeps `fused`)
+                    finally:
+                        _core._set_fuse_mixed_precision(True)
                     setups.append((opt_name, name, opt, grad, bytes_per_element(pdt, sdt, slots)))
             for threads in thread_counts:
                 _core.set_num_threads(threads)

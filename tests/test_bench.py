@@ -183,10 +183,11 @@ def test_precision_script_times_every_mode(tmp_path):
     rows = json.loads((tmp_path / "precision.json").read_text())["results"]
     found = {(r["optimizer"], r["mode"]): r["bytes_per_element"] for r in rows}
     expected = {("adam", "fp32"): 28, ("adam", "fp16 params + fp32 master"): 28, ("sgd", "fp32"): 20,
-                ("sgd", "fp16 params + fp32 master"): 20}
+                ("sgd", "fp16 params + fp32 master"): 20, ("adam", "fp32 params + fp16 state"): 20}
     if _precision.has_bfloat16():
         expected.update({("adam", "fp32 params + bf16 state"): 20, ("adam", "bf16 params + bf16 state"): 20,
-                         ("sgd", "fp32 params + bf16 state"): 16, ("sgd", "bf16 params + bf16 state"): 16})
+                         ("sgd", "fp32 params + bf16 state"): 16, ("sgd", "bf16 params + bf16 state"): 16,
+                         ("adam", "fp32 params + bf16 state, staged"): 20})
     assert all(found[key] == value for key, value in expected.items())
     assert all(r["median_step_s"] > 0 for r in rows)
     assert "| optimizer | n | threads | mode |" in (tmp_path / "precision.md").read_text()

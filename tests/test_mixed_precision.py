@@ -90,9 +90,11 @@ def test_converters_equal_numpy_and_ml_dtypes(kind, simd_level):
 # --- kernels against the reference ---------------------------------------------------------------------------
 
 # (parameter dtype, state_dtype, gradient scale)
+# bf16-state and bf16-params-bf16-state-scaled take the fused loop (parallel.hpp, run_fused); the others stage.
 MODES = [("float16", None, 1.0), ("bfloat16", None, 1.0), ("float32", "bfloat16", 1.0),
-         ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5)]
-MODE_IDS = ["f16-params", "bf16-params", "bf16-state", "f16-params-bf16-state-scaled", "f16-state-scaled"]
+         ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5), ("bfloat16", "bfloat16", 2.0**-4)]
+MODE_IDS = ["f16-params", "bf16-params", "bf16-state", "f16-params-bf16-state-scaled", "f16-state-scaled",
+            "bf16-params-bf16-state-scaled"]
 CASES = [(info, o) for info, o in ALL_CASES if info.name != "LAMB"]
 IDS = [i for (info, _), i in zip(ALL_CASES, ALL_IDS) if info.name != "LAMB"]
 
@@ -159,6 +161,33 @@ def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, 
                 expected_dtype = np.dtype(state_dtype and _dtype(state_dtype) or np.float32)
                 assert entry[name].dtype == expected_dtype, (key, entry[name].dtype)
                 _assert_bitwise(entry[name], r)
+
+
+@pytest.mark.parametrize(("param_dtype", "grad_scale"), [("float32", 1.0), ("bfloat16", 2.0**-4), ("bfloat16", 1.0)],
+                         ids=["f32-params", "bf16-params-scaled", "bf16-params"])
+@pytest.mark.parametrize(("info", "options"), CASES, ids=IDS)
+def test_fused_loop_equals_staged_loop(info, options, param_dtype, grad_scale):
+    """bfloat16 state takes the fused loop, converting in registers; staging (the knob off) must give the same
+    bits in the parameters, the masters and every state buffer."""
+    results = []
+    previous = _core._get_fuse_mixed_precision()
+    try:
+        for fuse in (True, False):
+            _core._set_fuse_mixed_precision(fuse)
+            opt, params, _, _, _ = _run_pair(info, options, param_dtype, "bfloat16", grad_scale)
+            results.append((params, [dict(opt.state._get(p) or {}) for p in params]))
+    finally:
+        _core._set_fuse_mixed_precision(previous)
+    (fused_params, fused_state), (staged_params, staged_state) = results
+    for a, b in zip(fused_params, staged_params):
+        _assert_bitwise(a, b)
+    for a, b in zip(fused_state, staged_state):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], np.ndarray):
+                _assert_bitwise(a[key], b[key])
+            else:
+                assert a[key] == b[key]
 
 
 # --- accuracy against float32 --------------------------------------------------------------------------------

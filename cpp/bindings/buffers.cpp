@@ -1,4 +1,5 @@
 #include "buffers.hpp"
+#include "settings.hpp"
 
 #include <pybind11/stl.h>
 
@@ -153,6 +154,7 @@ void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t posit
     }
     ref.grad_scale = static_cast<T>(precision.grad_scale);
     ref.staged = precision.staged;
+    ref.fuse = fuse_mixed_precision();
     ref.size = size;
     part.tensors.push_back(ref);
     part.offsets.push_back(part.offsets.back() + size);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fusedoptim/parallel.hpp"
+#include "settings.hpp"
 
 namespace fusedoptim::bind {
 
@@ -82,6 +83,10 @@ std::vector<py::list> partition(const std::vector<int64_t>& sizes, int num_threa
 void register_testing(py::module_& m) {
     m.attr("_CACHE_LINE_BYTES") = kCacheLineBytes;
     m.attr("_REDUCE_BLOCK") = kReduceBlock;
+    m.def("_set_fuse_mixed_precision", &set_fuse_mixed_precision, py::arg("fuse"),
+          "Test and benchmark only. Off: mixed-precision steps gathered from now on stage every 16-bit layout "
+          "instead of taking the fused bfloat16-state loop.");
+    m.def("_get_fuse_mixed_precision", &fuse_mixed_precision);
     m.def(
         "_partition",
         [](const std::vector<int64_t>& sizes, int num_threads, int64_t grain, int itemsize,

@@ -1,4 +1,4 @@
-// Process-wide knobs of the bindings: the thread count and the parallel grain.
+// Process-wide knobs of the bindings: the thread count, the parallel grain, the fused mixed-precision loop.
 #pragma once
 
 #include <cstdint>
@@ -15,5 +15,11 @@ bool has_openmp();
 // Fewest elements a thread is given; below twice this a call runs serially.
 int64_t parallel_grain();
 void set_parallel_grain(int64_t grain);
+
+// Whether mixed-precision steps with bfloat16 state take the fused loop (parallel.hpp, run_fused) where it
+// applies, rather than staging. On by default; off only for tests and benchmarks comparing the two. Read when a
+// step's tensors are gathered (a steady-state plan keeps what it was built with).
+bool fuse_mixed_precision();
+void set_fuse_mixed_precision(bool fuse);
 
 }  // namespace fusedoptim::bind

@@ -34,7 +34,7 @@ enum class Storage : uint8_t { native = 0, f16 = 1, bf16 = 2 };
 // instead, at low[j] (buf[j] null, kind[j] its format); the update still computes in T. `model`, when set,
 // receives the updated parameter rounded to `model_kind` (buf[0] is then the float32 master copy), and
 // grad_scale multiplies the gradient as it is read (unscaling a loss-scaled gradient). `staged` says any of
-// these is in use.
+// these is in use; `fuse` lets the layouts run_fused handles take it (off only to test it against staging).
 template <class T>
 struct TensorRef {
     T* buf[kMaxBuffers];
@@ -45,6 +45,7 @@ struct TensorRef {
     Storage model_kind = Storage::native;
     T grad_scale = T(1);
     bool staged = false;
+    bool fuse = true;
 };
 
 // One call's work: tensors of one dtype sharing one set of mode flags, with per-tensor coefficients
@@ -87,11 +88,31 @@ FUSEDOPTIM_INLINE T maximum(T a, T b) {
     return (a > b || a != a) ? a : b;
 }
 
-// torch's lerp (ATen/native/Lerp.h): the form is chosen by the weight so that both ends are exact.
+template <class T>
+struct BitsOf;
+template <>
+struct BitsOf<float> {
+    using type = uint32_t;
+};
+template <>
+struct BitsOf<double> {
+    using type = uint64_t;
+};
+
+// torch's lerp (ATen/native/Lerp.h): the form is chosen by the weight so that both ends are exact,
+//   |w| < 0.5 ? start + w * (end - start) : end - (end - start) * (1 - w),
+// written as base + k * (end - start) with base and k picked by a bit mask made from the weight (the second form
+// as end + (-(1 - w)) * (end - start), the same bits: negation is exact). A select on the weight is loop-invariant
+// and GCC unswitches it in a plain loop, but not in the fused mixed-precision one (parallel.hpp), which it then
+// does not vectorise at all; the mask costs three integer operations per element.
 template <class T>
 FUSEDOPTIM_INLINE T lerp(T start, T end, T weight) {
-    return (weight < T(0.5) && weight > T(-0.5)) ? start + weight * (end - start)
-                                                 : end - (end - start) * (T(1) - weight);
+    using Bits = typename BitsOf<T>::type;
+    const Bits mask = Bits(0) - Bits(abs_(weight) < T(0.5));
+    const auto pick = [mask](T a, T b) {
+        return __builtin_bit_cast(T, (__builtin_bit_cast(Bits, a) & mask) | (__builtin_bit_cast(Bits, b) & ~mask));
+    };
+    return pick(start, end) + pick(weight, -(T(1) - weight)) * (end - start);
 }
 
 // Turns runtime mode flags into template arguments, so each mode is its own branch-free loop.
@@ -115,17 +136,6 @@ FUSEDOPTIM_INLINE void with_bool_if(bool flag, F&& f) {
         f(std::false_type{});
     }
 }
-
-template <class T>
-struct BitsOf;
-template <>
-struct BitsOf<float> {
-    using type = uint32_t;
-};
-template <>
-struct BitsOf<double> {
-    using type = uint64_t;
-};
 
 // `maximize` (g = -g) as an xor of the sign bit with a per-call mask: bit for bit the negation, a NaN's sign
 // included. As a template mode it doubled every family's instantiations, and so the kernels' compile time and

@@ -71,7 +71,8 @@ FUSEDOPTIM_INLINE uint16_t f32_to_bf16(float value) {
     const uint32_t x = bits_of(value);
     const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
     const uint32_t nan = ((x >> 16) & 0x8000u) | 0x7fc0u;
-    return static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+    // The NaN test as a float compare: vectorised, an unsigned integer compare needs three AVX2 instructions.
+    return static_cast<uint16_t>(value != value ? nan : rounded);
 }
 
 FUSEDOPTIM_INLINE float bf16_to_f32(uint16_t value) { return float_of(static_cast<uint32_t>(value) << 16); }
@@ -131,6 +132,48 @@ FUSEDOPTIM_INLINE void store_bf16(const float* src, uint16_t* dst, int64_t n) {
 #endif
     for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
+
+// bfloat16 buffers read and written inside the update loop, for the fused mixed-precision path (run_fused in
+// parallel.hpp): a family's update indexes them like its float pointers (`m = exp_avg[i]`, `exp_avg[i] = m`),
+// and the conversions (a shift in, f32_to_bf16 out) vectorise with the arithmetic, so the values never make a
+// round trip through memory. float16 has no such form here: GCC 12 vectorises no _Float16 conversion without
+// AVX512-FP16 and the bit-level float16 rounding is a dozen instructions, so float16 stays staged.
+struct Bf16Ref {
+    uint16_t* at;
+    FUSEDOPTIM_INLINE operator float() const { return bf16_to_f32(*at); }
+    FUSEDOPTIM_INLINE Bf16Ref& operator=(float value) {
+        *at = f32_to_bf16(value);
+        return *this;
+    }
+};
+
+struct Bf16Slot {  // a state buffer
+    uint16_t* data;
+    FUSEDOPTIM_INLINE Bf16Ref operator[](int64_t i) const { return {data + i}; }
+};
+
+struct Bf16Grad {  // a bfloat16 gradient, multiplied by grad_scale as it is read (the reference's order)
+    const uint16_t* data;
+    float scale;
+    FUSEDOPTIM_INLINE float operator[](int64_t i) const { return bf16_to_f32(data[i]) * scale; }
+};
+
+struct MasterRef {
+    float* master;
+    uint16_t* model;
+    FUSEDOPTIM_INLINE operator float() const { return *master; }
+    FUSEDOPTIM_INLINE MasterRef& operator=(float value) {
+        *master = value;
+        *model = f32_to_bf16(value);
+        return *this;
+    }
+};
+
+struct Bf16Master {  // the float32 master of a bfloat16 parameter: every store also writes the rounded parameter
+    float* master;
+    uint16_t* model;
+    FUSEDOPTIM_INLINE MasterRef operator[](int64_t i) const { return {master + i, model + i}; }
+};
 
 // Elements [begin, begin + n) of 16-bit storage `data` of format `kind`, to or from float32.
 FUSEDOPTIM_INLINE void load_block(Storage kind, const void* data, int64_t begin, int64_t n, float* dst) {

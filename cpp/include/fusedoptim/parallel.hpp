@@ -107,10 +107,60 @@ void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
 // thread or SIMD level.
 inline constexpr int64_t kStageBlock = 256;
 
+// The fused mixed-precision path: bfloat16 state, with float32 parameters (an unscaled float32 gradient) or
+// with bfloat16 parameters (float32 masters; the bfloat16 gradient scaled as read). The update reads and
+// writes the 16-bit values in its own loop through convert.hpp's slots, so they stay in registers: staging
+// stores every converted vector to L1 and loads it back, and on CPUs with one store port per cycle (Zen 1
+// splits a 256-bit store in two) those stores, not memory, bounded the step. Same bits as the staged path:
+// each slot is read and converted once before it is written, and the master is rounded as it is stored.
+template <class Update, class C>
+inline constexpr bool kFusable = std::is_invocable_v<const Update&, const C&, int64_t, Bf16Master, Bf16Grad, Bf16Slot,
+                                                     Bf16Slot, Bf16Slot, Bf16Slot>;
+
+// Whether tensor t's storage is one of the two fused layouts: 1 for float32 parameters, 2 for bfloat16 ones, 0
+// for neither (float16 anywhere, a scaled float32 gradient, state buffers of mixed formats).
+FUSEDOPTIM_INLINE int fused_layout(const TensorRef<float>& t) {
+    if (!t.fuse) return 0;
+    bool any_state = false;
+    for (int j = 2; j < kMaxBuffers; ++j) {
+        if (t.buf[j] != nullptr || (t.low[j] != nullptr && t.kind[j] != Storage::bf16)) return 0;
+        any_state = any_state || t.low[j] != nullptr;
+    }
+    if (!any_state) return 0;
+    if (t.kind[1] == Storage::native && t.model_kind == Storage::native && t.grad_scale == 1.0f) return 1;
+    if (t.kind[1] == Storage::bf16 && t.model_kind == Storage::bf16) return 2;
+    return 0;
+}
+
+template <class Isa, bool Bf16Params, class C, class Update>
+void run_fused(const TensorRef<float>& t, const C c, int64_t lo, int64_t hi, const Update update) {
+    const auto slot = [&](int j) { return Bf16Slot{t.low[j] ? static_cast<uint16_t*>(t.low[j]) + lo : nullptr}; };
+    const Bf16Slot s0 = slot(2), s1 = slot(3), s2 = slot(4), s3 = slot(5);
+    const int64_t n = hi - lo;
+    if constexpr (Bf16Params) {
+        const Bf16Master p{t.buf[0] + lo, static_cast<uint16_t*>(t.model) + lo};
+        const Bf16Grad g{static_cast<const uint16_t*>(t.low[1]) + lo, t.grad_scale};
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) update(c, i, p, g, s0, s1, s2, s3);
+    } else {
+        float* const p = t.buf[0] + lo;
+        const float* const g = t.buf[1] + lo;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) update(c, i, p, g, s0, s1, s2, s3);
+    }
+}
+
 // `c` and `update` are taken by value: local copies cannot alias the stores, so the compiler can hoist mode
 // tests on the coefficients (lerp's weight) and the functor's members out of the loop and vectorise it.
 template <class Isa, class T, class C, class Update>
 void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update update) {
+    if constexpr (std::is_same_v<T, float> && kFusable<Update, C>) {
+        switch (fused_layout(t)) {
+            case 1: run_fused<Isa, false>(t, c, lo, hi, update); return;
+            case 2: run_fused<Isa, true>(t, c, lo, hi, update); return;
+            default: break;
+        }
+    }
     alignas(64) T stage[kMaxBuffers][kStageBlock];
     for (int64_t begin = lo; begin < hi; begin += kStageBlock) {
         const int64_t n = hi - begin < kStageBlock ? hi - begin : kStageBlock;

@@ -62,7 +62,8 @@ template <class T, bool Amsgrad, bool L2, bool Decoupled>
 struct Update {
     Negate<T> negate;  // maximize
 
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, T*) const {
+    template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_avg_sq, S max_exp_avg_sq, S) const {
         T g = grad[i];
         g = negate(g);
         if constexpr (L2) g = g + c.weight_decay * p[i];                  // grad.add(param, alpha=wd)
@@ -74,7 +75,7 @@ struct Update {
         exp_avg_sq[i] = v;
         T v_used = v;
         if constexpr (Amsgrad) {
-            v_used = maximum(max_exp_avg_sq[i], v);                       // torch.maximum(vmax, v, out=vmax)
+            v_used = maximum(T(max_exp_avg_sq[i]), v);                       // torch.maximum(vmax, v, out=vmax)
             max_exp_avg_sq[i] = v_used;
         }
         const T denom = sqrt_(v_used) * c.inv_bc2_sqrt + c.eps;           // torch: (v.sqrt() / bc2_sqrt).add_(eps)

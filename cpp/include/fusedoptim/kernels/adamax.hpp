@@ -44,12 +44,13 @@ template <class T, bool WeightDecay>
 struct Update {
     Negate<T> negate;  // maximize
 
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg, T* exp_inf,
-                                      T*, T*) const {
+    template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_inf,
+                                      S, S) const {
         T g = grad[i];
         g = negate(g);
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];      // grad.add(param, alpha=wd)
-        const T m = lerp(exp_avg[i], g, c.beta1_weight);            // exp_avg.lerp_(g, 1-beta1)
+        const T m = lerp(T(exp_avg[i]), g, c.beta1_weight);            // exp_avg.lerp_(g, 1-beta1)
         exp_avg[i] = m;
         const T u = maximum(exp_inf[i] * c.beta2, abs_(g) + c.eps);  // maximum(u.mul_(b2), g.abs().add_(eps))
         exp_inf[i] = u;

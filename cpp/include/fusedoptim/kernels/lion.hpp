@@ -41,8 +41,9 @@ template <class T, bool WeightDecay>
 struct Update {
     Negate<T> negate;  // maximize
 
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* exp_avg, T*, T*,
-                                      T*) const {
+    template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S, S,
+                                      S) const {
         T g = grad[i];
         g = negate(g);
         const T m = exp_avg[i];

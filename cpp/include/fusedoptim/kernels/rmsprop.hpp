@@ -43,7 +43,8 @@ template <class T, bool Centered, bool Momentum, bool WeightDecay, bool EpsInSqr
 struct Update {
     Negate<T> negate;  // maximize
 
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* p, const T* grad, T* square_avg, T* grad_avg, T* buf, T*) const {
+    template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S square_avg, S grad_avg, S buf, S) const {
         T g = grad[i];
         g = negate(g);
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];         // grad.add(param, alpha=wd)
@@ -51,7 +52,7 @@ struct Update {
         square_avg[i] = v;
         T var = v;
         if constexpr (Centered) {
-            const T ga = lerp(grad_avg[i], g, c.one_minus_alpha);         // grad_avg.lerp_(g, 1-a)
+            const T ga = lerp(T(grad_avg[i]), g, c.one_minus_alpha);         // grad_avg.lerp_(g, 1-a)
             grad_avg[i] = ga;
             var = v - ga * ga;                                            // addcmul(ga, ga, value=-1)
         }
