@@ -90,7 +90,7 @@ def test_converters_equal_numpy_and_ml_dtypes(kind, simd_level):
 # --- kernels against the reference ---------------------------------------------------------------------------
 
 # (parameter dtype, state_dtype, gradient scale)
-# bf16-state and bf16-params-bf16-state-scaled take the fused loop (parallel.hpp, run_fused); the others stage.
+# Modes with bfloat16 parameters or bfloat16 state take the fused loop (parallel.hpp, run_fused); the others stage.
 MODES = [("float16", None, 1.0), ("bfloat16", None, 1.0), ("float32", "bfloat16", 1.0),
          ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5), ("bfloat16", "bfloat16", 2.0**-4)]
 MODE_IDS = ["f16-params", "bf16-params", "bf16-state", "f16-params-bf16-state-scaled", "f16-state-scaled",
@@ -163,18 +163,21 @@ def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, 
                 _assert_bitwise(entry[name], r)
 
 
-@pytest.mark.parametrize(("param_dtype", "grad_scale"), [("float32", 1.0), ("bfloat16", 2.0**-4), ("bfloat16", 1.0)],
-                         ids=["f32-params", "bf16-params-scaled", "bf16-params"])
+@pytest.mark.parametrize(("param_dtype", "state_dtype", "grad_scale"),
+                         [("float32", "bfloat16", 1.0), ("bfloat16", "bfloat16", 2.0**-4), ("bfloat16", "bfloat16", 1.0),
+                          ("bfloat16", None, 1.0), ("bfloat16", None, 2.0**-4)],
+                         ids=["f32-params-bf16-state", "bf16-both-scaled", "bf16-both", "bf16-params",
+                              "bf16-params-scaled"])
 @pytest.mark.parametrize(("info", "options"), CASES, ids=IDS)
-def test_fused_loop_equals_staged_loop(info, options, param_dtype, grad_scale):
-    """bfloat16 state takes the fused loop, converting in registers; staging (the knob off) must give the same
-    bits in the parameters, the masters and every state buffer."""
+def test_fused_loop_equals_staged_loop(info, options, param_dtype, state_dtype, grad_scale):
+    """bfloat16 parameters and bfloat16 state take the fused loop, converting in registers; staging (the knob
+    off) must give the same bits in the parameters, the masters and every state buffer."""
     results = []
     previous = _core._get_fuse_mixed_precision()
     try:
         for fuse in (True, False):
             _core._set_fuse_mixed_precision(fuse)
-            opt, params, _, _, _ = _run_pair(info, options, param_dtype, "bfloat16", grad_scale)
+            opt, params, _, _, _ = _run_pair(info, options, param_dtype, state_dtype, grad_scale)
             results.append((params, [dict(opt.state._get(p) or {}) for p in params]))
     finally:
         _core._set_fuse_mixed_precision(previous)

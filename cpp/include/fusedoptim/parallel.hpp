@@ -21,8 +21,10 @@ namespace fusedoptim {
 
 inline constexpr int64_t kCacheLineBytes = 64;
 
-// How many threads a call of `total` elements gets: never more than asked, never fewer than `grain` elements
-// each, and one inside an enclosing parallel region (no nested regions).
+// How many threads a call of `total` units of work gets: never more than asked, never fewer than `grain` units
+// each, and one inside an enclosing parallel region (no nested regions). A unit is one element of SGD with
+// momentum on float32; callers scale their element count by their cost per element (WorkOf below), because
+// what a second thread must amortise, its ~15 us wake-up, is the same for all (benchmarks/grain.py).
 FUSEDOPTIM_INLINE int plan_threads(int64_t total, int max_threads, int64_t grain) {
 #if defined(_OPENMP)
     if (max_threads <= 1 || omp_in_parallel()) return 1;
@@ -37,6 +39,20 @@ FUSEDOPTIM_INLINE int plan_threads(int64_t total, int max_threads, int64_t grain
     return 1;
 #endif
 }
+
+// A kernel's cost per float32 element in grain units: an Update functor may declare `kWork` (its family's
+// header says what it was measured from); otherwise 1. float64 counts double (twice the bytes and half the
+// vector lanes per division).
+template <class U, class = void>
+struct WorkOf {
+    static constexpr int64_t value = 1;
+};
+template <class U>
+struct WorkOf<U, std::void_t<decltype(U::kWork)>> {
+    static constexpr int64_t value = U::kWork;
+};
+template <class U, class T>
+inline constexpr int64_t kWorkOf = WorkOf<U>::value * static_cast<int64_t>(sizeof(T) / sizeof(float));
 
 // Where thread `t` of `n` starts, as a global element index: the even split point, moved forward to the next
 // cache-line boundary of the parameter it falls in (or that parameter's end). Threads t-1 and t compute the same
@@ -70,12 +86,13 @@ FUSEDOPTIM_INLINE int64_t split_point(const TensorRef<T>* tensors, const int64_t
     return raw + step < end ? raw + step : end;
 }
 
-// Calls body(k, begin, end) for consecutive pieces [begin, end) of tensor k covering the whole batch.
+// Calls body(k, begin, end) for consecutive pieces [begin, end) of tensor k covering the whole batch; `work` is
+// the body's cost per element (plan_threads).
 template <class Isa, class T, class C, class O, class Body>
-void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
+void for_each_segment(const Batch<T, C, O>& batch, const Body& body, int64_t work = 1) {
     const int64_t total = batch.offsets[batch.count];
     if (total == 0) return;
-    const int threads = plan_threads(total, batch.num_threads, batch.grain);
+    const int threads = plan_threads(total * work, batch.num_threads, batch.grain);
     auto run_range = [&](int64_t begin, int64_t end) {
         int64_t k = 0;
         while (k < batch.count && batch.offsets[k + 1] <= begin) ++k;
@@ -107,35 +124,45 @@ void for_each_segment(const Batch<T, C, O>& batch, const Body& body) {
 // thread or SIMD level.
 inline constexpr int64_t kStageBlock = 256;
 
-// The fused mixed-precision path: bfloat16 state, with float32 parameters (an unscaled float32 gradient) or
-// with bfloat16 parameters (float32 masters; the bfloat16 gradient scaled as read). The update reads and
-// writes the 16-bit values in its own loop through convert.hpp's slots, so they stay in registers: staging
-// stores every converted vector to L1 and loads it back, and on CPUs with one store port per cycle (Zen 1
-// splits a 256-bit store in two) those stores, not memory, bounded the step. Same bits as the staged path:
-// each slot is read and converted once before it is written, and the master is rounded as it is stored.
+// The fused mixed-precision path, for bfloat16 parameters (float32 masters; the bfloat16 gradient scaled as
+// read) and for bfloat16 state (with float32 or bfloat16 parameters): the update reads and writes the 16-bit
+// values in its own loop through convert.hpp's slots, so they stay in registers. Staging stores every converted
+// vector to L1 and loads it back, and on CPUs with one store port per cycle (Zen 1 splits a 256-bit store in
+// two) those stores, not memory, bounded the step. Same bits as staging: each slot is read and converted once
+// before it is written, and the master is rounded as it is stored.
 template <class Update, class C>
 inline constexpr bool kFusable = std::is_invocable_v<const Update&, const C&, int64_t, Bf16Master, Bf16Grad, Bf16Slot,
                                                      Bf16Slot, Bf16Slot, Bf16Slot>;
 
-// Whether tensor t's storage is one of the two fused layouts: 1 for float32 parameters, 2 for bfloat16 ones, 0
-// for neither (float16 anywhere, a scaled float32 gradient, state buffers of mixed formats).
+// Tensor t's fused layout: bit 0 set for bfloat16 parameters, bit 1 for bfloat16 state; -1 when it has none
+// (float16 anywhere, state buffers of mixed formats, a scaled float32 gradient, float32 everything).
 FUSEDOPTIM_INLINE int fused_layout(const TensorRef<float>& t) {
-    if (!t.fuse) return 0;
-    bool any_state = false;
+    if (!t.fuse) return -1;
+    bool low_state = false, native_state = false;
     for (int j = 2; j < kMaxBuffers; ++j) {
-        if (t.buf[j] != nullptr || (t.low[j] != nullptr && t.kind[j] != Storage::bf16)) return 0;
-        any_state = any_state || t.low[j] != nullptr;
+        if (t.low[j] != nullptr && t.kind[j] != Storage::bf16) return -1;
+        low_state = low_state || t.low[j] != nullptr;
+        native_state = native_state || t.buf[j] != nullptr;
     }
-    if (!any_state) return 0;
-    if (t.kind[1] == Storage::native && t.model_kind == Storage::native && t.grad_scale == 1.0f) return 1;
-    if (t.kind[1] == Storage::bf16 && t.model_kind == Storage::bf16) return 2;
-    return 0;
+    if (low_state && native_state) return -1;
+    const int state = low_state ? 2 : 0;
+    if (t.kind[1] == Storage::native && t.model_kind == Storage::native && t.grad_scale == 1.0f) {
+        return low_state ? state : -1;
+    }
+    if (t.kind[1] == Storage::bf16 && t.model_kind == Storage::bf16) return 1 | state;
+    return -1;
 }
 
-template <class Isa, bool Bf16Params, class C, class Update>
+template <class Isa, bool Bf16Params, bool Bf16State, class C, class Update>
 void run_fused(const TensorRef<float>& t, const C c, int64_t lo, int64_t hi, const Update update) {
-    const auto slot = [&](int j) { return Bf16Slot{t.low[j] ? static_cast<uint16_t*>(t.low[j]) + lo : nullptr}; };
-    const Bf16Slot s0 = slot(2), s1 = slot(3), s2 = slot(4), s3 = slot(5);
+    const auto slot = [&](int j) {
+        if constexpr (Bf16State) {
+            return Bf16Slot{t.low[j] ? static_cast<uint16_t*>(t.low[j]) + lo : nullptr};
+        } else {
+            return t.buf[j] ? t.buf[j] + lo : nullptr;
+        }
+    };
+    const auto s0 = slot(2), s1 = slot(3), s2 = slot(4), s3 = slot(5);
     const int64_t n = hi - lo;
     if constexpr (Bf16Params) {
         const Bf16Master p{t.buf[0] + lo, static_cast<uint16_t*>(t.model) + lo};
@@ -156,8 +183,9 @@ template <class Isa, class T, class C, class Update>
 void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update update) {
     if constexpr (std::is_same_v<T, float> && kFusable<Update, C>) {
         switch (fused_layout(t)) {
-            case 1: run_fused<Isa, false>(t, c, lo, hi, update); return;
-            case 2: run_fused<Isa, true>(t, c, lo, hi, update); return;
+            case 1: run_fused<Isa, true, false>(t, c, lo, hi, update); return;
+            case 2: run_fused<Isa, false, true>(t, c, lo, hi, update); return;
+            case 3: run_fused<Isa, true, true>(t, c, lo, hi, update); return;
             default: break;
         }
     }
@@ -225,7 +253,7 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
         const int64_t n = hi - lo;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) u(c, i, p, g, s0, s1, s2, s3);
-    });
+    }, kWorkOf<Update, T>);
 }
 
 // Deterministic reductions. Each tensor is cut into fixed blocks of kReduceBlock elements; `block(k, lo, hi,
@@ -236,7 +264,8 @@ inline constexpr int64_t kReduceBlock = 4096;
 inline constexpr int kLanes = 8;  // independent accumulators per block: element i goes to lane i % kLanes
 
 template <class Isa, int N, class T, class C, class O, class Block, class Combine>
-void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block, const Combine& combine) {
+void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block, const Combine& combine,
+                   int64_t work = 1) {
     const int64_t count = batch.count;
     const int64_t total = batch.offsets[count];
     int64_t* first_block = static_cast<int64_t*>(scratch(1, sizeof(int64_t) * static_cast<size_t>(count + 1)));
@@ -256,7 +285,7 @@ void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block,
             block(k, lo, hi, partials + b * N);
         }
     };
-    const int threads = plan_threads(total, batch.num_threads, batch.grain);
+    const int threads = plan_threads(total * work, batch.num_threads, batch.grain);
     if (threads <= 1) {
         run_blocks(0, blocks);
     } else {
