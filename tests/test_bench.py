@@ -191,3 +191,19 @@ def test_precision_script_times_every_mode(tmp_path):
     assert all(found[key] == value for key, value in expected.items())
     assert all(r["median_step_s"] > 0 for r in rows)
     assert "| optimizer | n | threads | mode |" in (tmp_path / "precision.md").read_text()
+
+
+def test_grain_script_times_both_policies(tmp_path):
+    """benchmarks/grain.py (the measurement behind the parallel grain) times one thread, two threads always
+    split and the default policy, and restores the thread knobs it changed."""
+    from fusedoptim import _core
+
+    before = _core.requested_num_threads(), _core.get_parallel_grain()
+    module = _benchmark_script("grain")
+    assert module.main(["--sizes", "4096", "--optimizers", "sgd,adam", "--rounds", "1", "--min-time", "0.0005",
+                        "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "grain.json").read_text())["rows"]
+    assert [(r["optimizer"], r["n"]) for r in rows] == [("sgd", 4096), ("adam", 4096)]
+    assert all(r["one_thread_s"] > 0 and r["two_threads_s"] > 0 and r["default_s"] > 0 for r in rows)
+    assert (_core.requested_num_threads(), _core.get_parallel_grain()) == before
+    assert "| default policy, 2 threads |" in (tmp_path / "grain.md").read_text()

@@ -15,7 +15,7 @@ from fusedoptim import _core
 
 LINE = _core._CACHE_LINE_BYTES
 BLOCK = _core._REDUCE_BLOCK
-DEFAULT_GRAIN = 32768
+DEFAULT_GRAIN = 65536
 
 # 3*2^31 + 7 elements in all, in one tensor and spread over several (each crossing 2^31 somewhere), and one
 # tensor of 2^33 + 1; zero-size tensors between them.

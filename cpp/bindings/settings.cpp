@@ -10,9 +10,10 @@ namespace fusedoptim::bind {
 
 namespace {
 std::atomic<int> requested_threads{0};
-// Measured on a 2-core Xeon (benchmarks/): below ~32k float32 Adam elements a fork/join costs more than the
-// second thread saves.
-std::atomic<int64_t> grain{32768};
+// In units of SGD-with-momentum float32 elements (kernels scale their element counts by their cost, WorkOf in
+// parallel.hpp). benchmarks/grain.py on a 2-core AMD EPYC: waking a second thread costs ~15 us, and two
+// threads start to pay from ~130k elements of SGD and ~35-65k of Adam, i.e. ~65k units per thread.
+std::atomic<int64_t> grain{65536};
 std::atomic<bool> fuse{true};
 }  // namespace
 

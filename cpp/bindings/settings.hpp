@@ -12,7 +12,8 @@ void set_num_threads(int threads);  // 0 returns to OpenMP's maximum
 int requested_num_threads();        // set_num_threads' value (0: none)
 bool has_openmp();
 
-// Fewest elements a thread is given; below twice this a call runs serially.
+// Fewest units of work a thread is given (one unit: one float32 element of SGD with momentum; an Adam element
+// is two, a float64 element twice its float32 cost); below twice this a call runs serially.
 int64_t parallel_grain();
 void set_parallel_grain(int64_t grain);
 

@@ -51,8 +51,10 @@ template <class U>
 struct WorkOf<U, std::void_t<decltype(U::kWork)>> {
     static constexpr int64_t value = U::kWork;
 };
+template <class T>
+inline constexpr int64_t kWidthFactor = static_cast<int64_t>(sizeof(T) / sizeof(float));
 template <class U, class T>
-inline constexpr int64_t kWorkOf = WorkOf<U>::value * static_cast<int64_t>(sizeof(T) / sizeof(float));
+inline constexpr int64_t kWorkOf = WorkOf<U>::value * kWidthFactor<T>;
 
 // Where thread `t` of `n` starts, as a global element index: the even split point, moved forward to the next
 // cache-line boundary of the parameter it falls in (or that parameter's end). Threads t-1 and t compute the same

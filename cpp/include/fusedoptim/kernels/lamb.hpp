@@ -73,6 +73,9 @@ FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, Negate<T> negate, int64_t i, 
     u_sq += static_cast<double>(u) * static_cast<double>(u);
 }
 
+// Each pass costs about one Adam step per element (a square root and a division): the grain's work weight.
+inline constexpr int64_t kLambWork = 2;
+
 template <class Isa, class T, bool WeightDecay>
 void run_variant(const BatchOf<T>& batch) {
     const Negate<T> negate = Negate<T>::when(batch.options.maximize);
@@ -109,7 +112,7 @@ void run_variant(const BatchOf<T>& batch) {
                 partial[1] += u_acc[j];
             }
         },
-        [](double a, double b) { return a + b; });
+        [](double a, double b) { return a + b; }, kLambWork * kWidthFactor<T>);
 
     // Pass 2: p = p - lr * (u * r), r = ||p|| / ||u|| (1 when either is 0: scale_by_trust_ratio).
     for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
@@ -125,7 +128,7 @@ void run_variant(const BatchOf<T>& batch) {
         for (int64_t i = 0; i < n; ++i) {
             p[i] = p[i] + c.neg_lr * (direction<T, WeightDecay>(c, p[i], m[i], v[i]) * ratio);
         }
-    });
+    }, kLambWork * kWidthFactor<T>);
 }
 
 template <class Isa, class T>

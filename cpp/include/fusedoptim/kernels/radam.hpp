@@ -61,6 +61,7 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 template <class T, bool L2, bool Decoupled>
 struct Update {
     Negate<T> negate;  // maximize
+    static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg,
