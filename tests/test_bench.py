@@ -207,3 +207,18 @@ def test_grain_script_times_both_policies(tmp_path):
     assert all(r["one_thread_s"] > 0 and r["two_threads_s"] > 0 and r["default_s"] > 0 for r in rows)
     assert (_core.requested_num_threads(), _core.get_parallel_grain()) == before
     assert "| default policy, 2 threads |" in (tmp_path / "grain.md").read_text()
+
+
+def test_byte_floor_script_compares_floor_loops_and_kernels(tmp_path):
+    """benchmarks/byte_floor.py (issue 9: what fewer bytes can buy here) times the memory-floor loops and the
+    fused steps, float32 and bfloat16 state, and reports the three ratios."""
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler for the native loops")
+    pytest.importorskip("ml_dtypes")
+    module = _benchmark_script("byte_floor")
+    assert module.main(["--n", "5000", "--threads", "1", "--rounds", "1", "--steps", "1", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "byte_floor.json").read_text())["rows"]
+    assert [(r["optimizer"], r["bytes_f32"], r["bytes_bf16"]) for r in rows] == [("sgd", 20, 16), ("adam", 28, 20)]
+    assert all(r["floor_speedup"] > 0 and r["fused_speedup"] > 0 for r in rows)
