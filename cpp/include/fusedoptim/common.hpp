@@ -99,20 +99,13 @@ struct BitsOf<double> {
     using type = uint64_t;
 };
 
-// torch's lerp (ATen/native/Lerp.h): the form is chosen by the weight so that both ends are exact,
-//   |w| < 0.5 ? start + w * (end - start) : end - (end - start) * (1 - w),
-// written as base + k * (end - start) with base and k picked by a bit mask made from the weight (the second form
-// as end + (-(1 - w)) * (end - start), the same bits: negation is exact). A select on the weight is loop-invariant
-// and GCC unswitches it in a plain loop, but not in the fused mixed-precision one (parallel.hpp), which it then
-// does not vectorise at all; the mask costs three integer operations per element.
+// torch's lerp (ATen/native/Lerp.h): the form is chosen by the weight so that both ends are exact. The weight is
+// the same for a whole loop: GCC unswitches the loop on it (the fused mixed-precision loops need a larger
+// unswitching budget for that, CMakeLists.txt), so each copy is branch-free.
 template <class T>
 FUSEDOPTIM_INLINE T lerp(T start, T end, T weight) {
-    using Bits = typename BitsOf<T>::type;
-    const Bits mask = Bits(0) - Bits(abs_(weight) < T(0.5));
-    const auto pick = [mask](T a, T b) {
-        return __builtin_bit_cast(T, (__builtin_bit_cast(Bits, a) & mask) | (__builtin_bit_cast(Bits, b) & ~mask));
-    };
-    return pick(start, end) + pick(weight, -(T(1) - weight)) * (end - start);
+    return (weight < T(0.5) && weight > T(-0.5)) ? start + weight * (end - start)
+                                                 : end - (end - start) * (T(1) - weight);
 }
 
 // Turns runtime mode flags into template arguments, so each mode is its own branch-free loop.
