@@ -365,3 +365,23 @@ def test_import_does_not_import_ml_dtypes():
     bfloat16 is asked for by name."""
     code = "import sys, fusedoptim; assert 'ml_dtypes' not in sys.modules, 'ml_dtypes imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_checkpoints_without_ml_dtypes_keep_their_dtypes(tmp_path):
+    """In a process that never imported ml_dtypes (fusedoptim does not import it by itself), a checkpoint of
+    float64 and float32 parameters saves and loads them as such (`dtype == None` is True for float64 in NumPy:
+    a missing bfloat16 must not match it)."""
+    code = f"""
+import sys, numpy as np, fusedoptim
+w64, w32 = np.arange(5.0), np.arange(3, dtype=np.float32)
+opt = fusedoptim.Adam({{"a": w64, "b": w32}})
+opt.step({{"a": np.ones(5), "b": np.ones(3, np.float32)}})
+fusedoptim.save({str(tmp_path / "c.npz")!r}, optimizer=opt, params={{"a": w64, "b": w32}})
+v64, v32 = np.zeros(5), np.zeros(3, np.float32)
+opt2 = fusedoptim.Adam({{"a": v64, "b": v32}})
+fusedoptim.load({str(tmp_path / "c.npz")!r}, optimizer=opt2, params={{"a": v64, "b": v32}})
+assert np.array_equal(v64, w64) and np.array_equal(v32, w32)
+assert opt2.state[v64]["exp_avg"].dtype == np.float64
+assert "ml_dtypes" not in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -31,7 +31,8 @@ class _Encoder:
     def encode(self, value: Any) -> Any:
         if isinstance(value, np.ndarray):
             key = f"array_{len(self.arrays)}"
-            if value.dtype == _precision._loaded_bfloat16():
+            bfloat16 = _precision._loaded_bfloat16()  # None without ml_dtypes (and dtype == None is float64!)
+            if bfloat16 is not None and value.dtype == bfloat16:
                 # .npy has no bfloat16 (it would load as raw void): stored as its bits, retyped on load
                 self.arrays[key] = value.view(np.uint16)
                 return {"__array__": key, "dtype": "bfloat16"}
