@@ -88,17 +88,6 @@ FUSEDOPTIM_INLINE T maximum(T a, T b) {
     return (a > b || a != a) ? a : b;
 }
 
-template <class T>
-struct BitsOf;
-template <>
-struct BitsOf<float> {
-    using type = uint32_t;
-};
-template <>
-struct BitsOf<double> {
-    using type = uint64_t;
-};
-
 // torch's lerp (ATen/native/Lerp.h): the form is chosen by the weight so that both ends are exact. The weight is
 // the same for a whole loop: GCC unswitches the loop on it (the fused mixed-precision loops need a larger
 // unswitching budget for that, CMakeLists.txt), so each copy is branch-free.
@@ -129,6 +118,17 @@ FUSEDOPTIM_INLINE void with_bool_if(bool flag, F&& f) {
         f(std::false_type{});
     }
 }
+
+template <class T>
+struct BitsOf;
+template <>
+struct BitsOf<float> {
+    using type = uint32_t;
+};
+template <>
+struct BitsOf<double> {
+    using type = uint64_t;
+};
 
 // `maximize` (g = -g) as an xor of the sign bit with a per-call mask: bit for bit the negation, a NaN's sign
 // included. As a template mode it doubled every family's instantiations, and so the kernels' compile time and

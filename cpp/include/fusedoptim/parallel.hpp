@@ -183,14 +183,6 @@ void run_fused(const TensorRef<float>& t, const C c, int64_t lo, int64_t hi, con
 // tests on the coefficients (lerp's weight) and the functor's members out of the loop and vectorise it.
 template <class Isa, class T, class C, class Update>
 void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const Update update) {
-    if constexpr (std::is_same_v<T, float> && kFusable<Update, C>) {
-        switch (fused_layout(t)) {
-            case 1: run_fused<Isa, true, false>(t, c, lo, hi, update); return;
-            case 2: run_fused<Isa, false, true>(t, c, lo, hi, update); return;
-            case 3: run_fused<Isa, true, true>(t, c, lo, hi, update); return;
-            default: break;
-        }
-    }
     alignas(64) T stage[kMaxBuffers][kStageBlock];
     for (int64_t begin = lo; begin < hi; begin += kStageBlock) {
         const int64_t n = hi - begin < kStageBlock ? hi - begin : kStageBlock;
@@ -240,6 +232,14 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
         const Update u = update;  // a local copy: its members (Negate's mask) stay in registers
         if constexpr (std::is_same_v<T, float>) {  // only float32 tensors are staged: no double copy to compile
             if (t.staged) {
+                if constexpr (kFusable<Update, C>) {
+                    switch (fused_layout(t)) {
+                        case 1: run_fused<Isa, true, false>(t, c, lo, hi, u); return;
+                        case 2: run_fused<Isa, false, true>(t, c, lo, hi, u); return;
+                        case 3: run_fused<Isa, true, true>(t, c, lo, hi, u); return;
+                        default: break;
+                    }
+                }
                 run_staged<Isa>(t, c, lo, hi, u);
                 return;
             }
