@@ -1,7 +1,7 @@
 """What speed-up can fewer bytes buy on this machine? The memory floor of each precision mode, measured.
 
 Issue 9 expects the low-byte modes (bfloat16 state: Adam 28 -> 20 bytes per element, SGD with momentum
-20 -> 16) to be faster by their byte ratio. This script compiles (``-O3 -march=native``, OpenMP) loops that
+20 -> 16) to be faster by their byte ratio. This script compiles (``-O3 -march=native``, OpenMP, the benchmark suite's native-loop flags) loops that
 move exactly each mode's bytes (the same arrays, dtypes, reads and writes as the fused step) with almost no
 arithmetic: one add per array, the 16-bit state incremented as raw integers. They are what the memory system
 alone allows. In the same interleaved run it times fusedoptim's steps in the same modes on arrays of the same
@@ -20,8 +20,6 @@ import ctypes
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ import numpy as np
 
 import fusedoptim
 from fusedoptim import _precision
+from fusedoptim.bench.native import NativeUnavailable, compile_library
 
 # S: the state element type (float or uint16_t), K: state buffers (1 SGD-momentum, 2 Adam).
 SOURCE = r"""
@@ -56,14 +55,10 @@ OPTIMIZERS = {"sgd": (fusedoptim.SGD, {"lr": 1e-4, "momentum": 0.9}, 1), "adam":
 
 
 def _compile(directory: str) -> ctypes.CDLL:
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        sys.exit("no C++ compiler (set CXX or install g++)")
-    source, library = os.path.join(directory, "bytes.cpp"), os.path.join(directory, "bytes.so")
-    with open(source, "w") as f:
-        f.write(SOURCE)
-    subprocess.run([compiler, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", source, "-o", library],
-                   check=True)
+    try:
+        library, _, _ = compile_library(SOURCE, directory, "bytes")
+    except NativeUnavailable as e:
+        sys.exit(str(e))
     lib = ctypes.CDLL(library)
     ptr = ctypes.c_void_p
     for name, k in [("sgd_f32", 1), ("sgd_u16", 1), ("adam_f32", 2), ("adam_u16", 2)]:

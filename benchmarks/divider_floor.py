@@ -25,8 +25,6 @@ import ctypes
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ import time
 import numpy as np
 
 import fusedoptim
+from fusedoptim.bench.native import NativeUnavailable, compile_library
 
 SOURCE = r"""
 #include <cmath>
@@ -74,14 +73,10 @@ VARIANTS = [
 
 
 def _compile(directory: str) -> ctypes.CDLL:
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        sys.exit("no C++ compiler (set CXX or install g++)")
-    source, library = os.path.join(directory, "floor.cpp"), os.path.join(directory, "floor.so")
-    with open(source, "w") as f:
-        f.write(SOURCE)
-    subprocess.run([compiler, "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC", source,
-                    "-o", library], check=True)
+    try:
+        library, _, _ = compile_library(SOURCE, directory, "floor")
+    except NativeUnavailable as e:
+        sys.exit(str(e))
     lib = ctypes.CDLL(library)
     f32, ptr = ctypes.c_float, ctypes.c_void_p
     for _, v in VARIANTS:

@@ -169,26 +169,36 @@ def _find_compiler() -> Optional[str]:
     return None
 
 
-def compile_native(directory: Optional[str] = None) -> NativeLibrary:
-    """Compiles :data:`SOURCE` into ``directory`` (a new temporary directory by default) and loads it.
+def compile_library(source: str, directory: str, name: str) -> tuple[str, str, list[str]]:
+    """Compiles C++ ``source`` with :data:`COMPILE_FLAGS` into ``directory/name.so``.
 
-    Raises :class:`NativeUnavailable` with the reason when there is no compiler or the build fails.
+    Returns the library's path, the compiler and the command. Raises :class:`NativeUnavailable` with the reason
+    when there is no compiler or the build fails. (The benchmark scripts' own floor loops use it too.)
     """
     compiler = _find_compiler()
     if compiler is None:
         raise NativeUnavailable("no C++ compiler found (set CXX, or install g++)")
-    directory = directory or tempfile.mkdtemp(prefix="fusedoptim-bench-native-")
-    source = os.path.join(directory, "native_loop.cpp")
-    library = os.path.join(directory, "native_loop.so")
-    with open(source, "w", encoding="utf-8") as f:
-        f.write(SOURCE)
-    command = [compiler, *COMPILE_FLAGS, "-o", library, source]
+    source_path = os.path.join(directory, name + ".cpp")
+    library = os.path.join(directory, name + ".so")
+    with open(source_path, "w", encoding="utf-8") as f:
+        f.write(source)
+    command = [compiler, *COMPILE_FLAGS, "-o", library, source_path]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
     except subprocess.CalledProcessError as e:
         raise NativeUnavailable(f"{os.path.basename(compiler)} failed: {e.stderr.strip()[-500:]}") from e
     except (OSError, subprocess.TimeoutExpired) as e:
         raise NativeUnavailable(f"could not run {compiler}: {e}") from e
+    return library, compiler, command
+
+
+def compile_native(directory: Optional[str] = None) -> NativeLibrary:
+    """Compiles :data:`SOURCE` into ``directory`` (a new temporary directory by default) and loads it.
+
+    Raises :class:`NativeUnavailable` with the reason when there is no compiler or the build fails.
+    """
+    directory = directory or tempfile.mkdtemp(prefix="fusedoptim-bench-native-")
+    library, compiler, command = compile_library(SOURCE, directory, "native_loop")
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30,
                                  check=False).stdout
