@@ -7,6 +7,7 @@ millions of float32 ones."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -91,15 +92,20 @@ def test_converters_equal_numpy_and_ml_dtypes(kind, simd_level):
 
 # (parameter dtype, state_dtype, gradient scale)
 # Modes with bfloat16 parameters or bfloat16 state take the fused loop (parallel.hpp, run_fused); the others stage.
+# The stochastic-rounding modes stage too.
 MODES = [("float16", None, 1.0), ("bfloat16", None, 1.0), ("float32", "bfloat16", 1.0),
-         ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5), ("bfloat16", "bfloat16", 2.0**-4)]
+         ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5), ("bfloat16", "bfloat16", 2.0**-4),
+         ("bfloat16", None, 1.0, "stochastic"), ("float32", "bfloat16", 1.0, "stochastic"),
+         ("bfloat16", "bfloat16", 2.0**-4, "stochastic")]
 MODE_IDS = ["f16-params", "bf16-params", "bf16-state", "f16-params-bf16-state-scaled", "f16-state-scaled",
-            "bf16-params-bf16-state-scaled"]
+            "bf16-params-bf16-state-scaled", "bf16-params-sr", "bf16-state-sr", "bf16-params-bf16-state-scaled-sr"]
+MODES = [m if len(m) == 4 else (*m, "nearest") for m in MODES]
+SEED = 12345
 CASES = [(info, o) for info, o in ALL_CASES if info.name != "LAMB"]
 IDS = [i for (info, _), i in zip(ALL_CASES, ALL_IDS) if info.name != "LAMB"]
 
 
-def _run_pair(info, options, param_dtype, state_dtype, grad_scale, check_each_step=None):
+def _run_pair(info, options, param_dtype, state_dtype, grad_scale, check_each_step=None, rounding="nearest"):
     pdt = _dtype(param_dtype)
     sdt = None if state_dtype is None else _dtype(state_dtype)
     initial = make_params(np.float32, sizes=SIZES)
@@ -107,6 +113,8 @@ def _run_pair(info, options, param_dtype, state_dtype, grad_scale, check_each_st
     kwargs = dict(options)
     if state_dtype is not None:
         kwargs["state_dtype"] = state_dtype
+    if rounding != "nearest":
+        kwargs.update(rounding=rounding, rounding_seed=SEED)
     opt = info.cls(params, **kwargs)
     ref_params = [p.copy() for p in params]
     masters = [p.astype(np.float32) if p.dtype != np.float32 else p for p in ref_params]
@@ -123,7 +131,8 @@ def _run_pair(info, options, param_dtype, state_dtype, grad_scale, check_each_st
             opt.step(grads, grad_scale=grad_scale)
             reference.mixed_precision_(
                 lambda m, g, s, t=t: info.functional_step(reference, m, g, s, t, options),
-                ref_params, masters, grads, state, grad_scale=grad_scale, state_dtype=sdt)
+                ref_params, masters, grads, state, grad_scale=grad_scale, state_dtype=sdt, rounding=rounding,
+                seed=SEED, steps=[t] * len(params))
             if check_each_step is not None:
                 check_each_step(opt, params)
     return opt, params, ref_params, masters, state
@@ -134,17 +143,23 @@ def _assert_bitwise(a, b):
     np.testing.assert_array_equal(_float32(a), _float32(b), strict=True)
 
 
-@pytest.mark.parametrize(("param_dtype", "state_dtype", "grad_scale"), MODES, ids=MODE_IDS)
+@pytest.mark.parametrize(("param_dtype", "state_dtype", "grad_scale", "rounding"), MODES, ids=MODE_IDS)
 @pytest.mark.parametrize(("info", "options"), CASES, ids=IDS)
-def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, grad_scale, threads, simd_level):
+def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, grad_scale, rounding, threads,
+                                       simd_level):
     def params_are_rounded_masters(opt, params):
-        for p in params:
+        for i, p in enumerate(params):
             if p.dtype.itemsize == 2:
-                np.testing.assert_array_equal(p.view(np.uint16),
-                                              opt.state[p]["master_param"].astype(p.dtype).view(np.uint16))
+                master = opt.state[p]["master_param"]
+                if rounding == "stochastic":
+                    expected = reference.round_bfloat16_stochastic(
+                        master, reference.stochastic_key(SEED, i, opt.state[p]["step"], 0))
+                else:
+                    expected = master.astype(p.dtype)
+                np.testing.assert_array_equal(p.view(np.uint16), expected.view(np.uint16))
 
     opt, params, ref_params, masters, state = _run_pair(info, options, param_dtype, state_dtype, grad_scale,
-                                                        params_are_rounded_masters)
+                                                        params_are_rounded_masters, rounding)
     for p, r, m in zip(params, ref_params, masters):
         _assert_bitwise(p, r)
         if p.dtype.itemsize == 2:
@@ -385,3 +400,132 @@ assert opt2.state[v64]["exp_avg"].dtype == np.float64
 assert "ml_dtypes" not in sys.modules
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- stochastic rounding -------------------------------------------------------------------------------------
+
+
+@needs_bf16
+@pytest.mark.parametrize("first", [0, 5, 2**32 - 8], ids=["first0", "first5", "index-wraps"])
+def test_stochastic_rounding_equals_reference(first, simd_level):
+    """The kernels' stochastic bfloat16 store equals reference.round_bfloat16_stochastic on millions of float32
+    patterns (NaN, inf, overflow, subnormals, every tie near 1), from any first element index; every result is
+    the value truncated to bfloat16 or the next one up in magnitude (NaN aside)."""
+    bits = _float32_patterns()
+    values = bits.view(np.float32)
+    key = reference.stochastic_key(SEED, 3, 7, 2)
+    got = _core.from_float32_stochastic(values, key, first)
+    # The reference draws for indices 0, 1, ...: element i's hash input is key + i * golden, so starting at
+    # `first` is the same as shifting the key by first * golden.
+    shifted = (key + first * 0x9E3779B9) % 2**32
+    expected = reference.round_bfloat16_stochastic(values, shifted).view(np.uint16)
+    np.testing.assert_array_equal(got, expected)
+    finite = ~np.isnan(values)
+    truncated = (bits >> 16).astype(np.uint16)
+    up = got[finite] - truncated[finite]
+    assert set(np.unique(up)) <= {0, 1}
+    assert 0 < up.mean() < 1  # both directions occur
+
+
+@needs_bf16
+def test_stochastic_rounding_is_unbiased():
+    """x between two bfloat16 neighbours rounds up with probability equal to its fraction of the ulp: over 2^16
+    elements the share rounded up is within 5 standard deviations of the fraction, and the mean of the rounded
+    values is x to within that. (Deterministic: the random bits are a hash of fixed keys.)"""
+    n = 1 << 16
+    ulp = 2.0**-7  # bfloat16's ulp on [1, 2)
+    for k in range(1, 16):
+        fraction = k / 16
+        x = np.full(n, 1.0 + fraction * ulp, np.float32)
+        for seed in (0, 1):
+            key = reference.stochastic_key(seed, 0, 1, 0)
+            got = _core.from_float32_stochastic(x, key)
+            np.testing.assert_array_equal(got, reference.round_bfloat16_stochastic(x, key).view(np.uint16))
+            share_up = np.mean(got == 0x3F81)
+            assert set(np.unique(got)) <= {0x3F80, 0x3F81}
+            sigma = np.sqrt(fraction * (1 - fraction) / n)
+            assert abs(share_up - fraction) < 5 * sigma, (k, seed, share_up)
+            mean = got.view(BF16).astype(np.float64).mean()
+            assert abs(mean - x[0]) < 5 * sigma * ulp
+
+
+@needs_bf16
+def test_stochastic_state_tracks_float32_where_nearest_stalls():
+    """Adam's exp_avg_sq in bfloat16 under a constant gradient: (1 - beta2) * (g^2 - v) falls below half an ulp of
+    v once v passes 1/4, so round to nearest stops there for good; stochastic rounding follows the float32
+    value 1 - 0.999^t on average (the accuracy it buys, README "Mixed precision")."""
+    t, n = 1000, 4096
+    means = {}
+    for rounding in ("nearest", "stochastic"):
+        p = np.zeros(n, np.float32)
+        opt = fusedoptim.Adam([p], lr=1e-3, state_dtype="bfloat16", rounding=rounding)
+        g = np.ones(n, np.float32)
+        for _ in range(t):
+            opt.step([g])
+        means[rounding] = opt.state[p]["exp_avg_sq"].astype(np.float64).mean()
+    exact = 1 - 0.999**t  # 0.632
+    assert means["nearest"] == 0.25
+    assert abs(means["stochastic"] - exact) < 0.01 * exact
+
+
+@needs_bf16
+@pytest.mark.parametrize("cls", [fusedoptim.SGD, fusedoptim.Adam], ids=["SGD", "Adam"])
+def test_stochastic_rounding_is_reproducible_and_resumes_from_checkpoints(cls, tmp_path):
+    """The random bits follow from the seed, the parameter's index, its step count and the element's index: the
+    same seed gives the same bits, another seed others, and a run saved and resumed (state_dict, or a
+    checkpoint file) continues bit for bit. SGD, which counts no steps otherwise, keeps a count for it."""
+    rng = np.random.default_rng(5)
+    initial = [rng.standard_normal(n).astype(BF16) for n in (1000, 37)]
+    grads = [[rng.standard_normal(p.shape).astype(BF16) for p in initial] for _ in range(6)]
+    extra = dict(momentum=0.9) if cls is fusedoptim.SGD else {}
+
+    def run(seed, resume_at=None, via_file=False):
+        params = [p.copy() for p in initial]
+        groups = [{"params": [params[0]], "state_dtype": "bfloat16"}, {"params": [params[1]], "rounding": "nearest"}]
+        opt = cls(groups, lr=0.05, rounding="stochastic", rounding_seed=seed, **extra)
+        for t, g in enumerate(grads):
+            if t == resume_at:
+                if via_file:
+                    fusedoptim.save(tmp_path / "ckpt.npz", params=params, optimizer=opt)
+                    params = [p.copy() for p in params]
+                    opt = cls([{"params": [params[0]]}, {"params": [params[1]]}], lr=1.0, **extra)
+                    fusedoptim.load(tmp_path / "ckpt.npz", params=params, optimizer=opt)
+                else:
+                    saved = opt.state_dict()
+                    params = [p.copy() for p in params]
+                    opt = cls([{"params": [params[0]]}, {"params": [params[1]]}], lr=1.0, **extra)
+                    opt.load_state_dict(saved)
+            opt.step(g)
+        assert opt._plan is not None
+        assert [opt.state[p]["step"] for p in params] == [6, 6]
+        return [p.view(np.uint16).copy() for p in params]
+
+    first = run(1)
+    for a, b in zip(first, run(1)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], run(2)[0])
+    np.testing.assert_array_equal(first[1], run(2)[1])  # the group that rounds to nearest ignores the seed
+    for resumed in (run(1, resume_at=3), run(1, resume_at=3, via_file=True)):
+        for a, b in zip(first, resumed):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_stochastic_rounding_is_checked():
+    w32 = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"Invalid rounding: 'up' \(expected 'nearest' or 'stochastic'\)"):
+        fusedoptim.Adam([w32], state_dtype="float16", rounding="up")
+    for seed in (-1, 2**64, True, 1.5, "1"):
+        with pytest.raises(ValueError, match=re.escape(f"Invalid rounding_seed: {seed!r}")):
+            fusedoptim.SGD([w32], state_dtype="float16", rounding="stochastic", rounding_seed=seed)
+    with pytest.raises(ValueError, match="rounding='stochastic' has nothing to round"):
+        fusedoptim.Adam([w32], rounding="stochastic")
+    with pytest.raises(TypeError, match="rounding='stochastic' is for bfloat16; this group has float16 parameters"):
+        fusedoptim.Adam([np.zeros(3, np.float16)], rounding="stochastic")
+    with pytest.raises(TypeError, match="this group has state_dtype='float16'"):
+        fusedoptim.Adam([w32], state_dtype="float16", rounding="stochastic")
+    opt = fusedoptim.Adam([w32], state_dtype="float16")
+    opt.param_groups[0]["rounding"] = "stochastic"  # an edit is checked at the next step, before any write
+    with pytest.raises(TypeError, match="state_dtype='float16'"):
+        opt.step([np.ones(3, np.float32)])
+    assert not opt.state and np.all(w32 == 0)
+    assert "rounding" not in fusedoptim.Adam([w32]).param_groups[0]  # round to nearest adds no keys

@@ -237,9 +237,10 @@ def test_mutable_hyperparameters_are_checked_every_step():
 
 
 MIXED = [info for info in PLANNED if info.cls._mixed_precision]
-# (parameter dtype, state_dtype)
+# (parameter dtype, state_dtype, rounding)
 MODES = [("float16", None), ("bfloat16", None), ("float32", "bfloat16"), ("float32", "float16"),
-         ("bfloat16", "bfloat16")]
+         ("bfloat16", "bfloat16"), ("bfloat16", None, "stochastic"), ("float32", "bfloat16", "stochastic")]
+MODES = [m if len(m) == 3 else (*m, "nearest") for m in MODES]
 
 
 def _bits(a):
@@ -247,18 +248,19 @@ def _bits(a):
     return a.view(np.uint16) if a.dtype.itemsize == 2 else a
 
 
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: f"{m[0]}-{m[1]}")
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: "-".join(str(x) for x in m))
 @pytest.mark.parametrize("info", MIXED, ids=lambda i: i.name)
 def test_mixed_precision_plan_matches_the_full_step(info, mode):
     """16-bit parameters (float32 masters) and 16-bit state on the steady state: the same bits as the full step
-    in parameters, masters and every state buffer, and a 16-bit gradient checked as strictly."""
-    param_dtype, state_dtype = mode
+    in parameters, masters and every state buffer (stochastic rounding included: the plan draws each step's
+    random bits from the new step counts), and a 16-bit gradient checked as strictly."""
+    param_dtype, state_dtype, rounding = mode
     if "bfloat16" in mode:
         pytest.importorskip("ml_dtypes")
     dtype = fusedoptim._precision.bfloat16() if param_dtype == "bfloat16" else np.dtype(param_dtype)
     fast_params = [p.astype(dtype) for p in _params()]
     full_params = [p.astype(dtype) for p in _params()]
-    options = dict(info.option_sets[-1], state_dtype=state_dtype)
+    options = dict(info.option_sets[-1], state_dtype=state_dtype, rounding=rounding)
     fast, full = info.cls(fast_params, **options), info.cls(full_params, **options)
     for t in range(1, 6):
         grads = [(g * 0.25).astype(dtype) for g in make_grads(_params(), seed=t)]

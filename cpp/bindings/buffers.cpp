@@ -132,6 +132,8 @@ struct RowPrecision {
     DType model_kind = DType::other;
     double grad_scale = 1.0;
     bool staged = false;
+    bool stochastic = false;
+    int64_t round_index = 0;
 };
 
 template <class T>
@@ -154,11 +156,13 @@ void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t posit
     }
     ref.grad_scale = static_cast<T>(precision.grad_scale);
     ref.staged = precision.staged;
+    ref.stochastic = std::is_same_v<T, float> && precision.stochastic;  // only float32 tensors are staged
     ref.fuse = fuse_mixed_precision();
     ref.size = size;
     part.tensors.push_back(ref);
     part.offsets.push_back(part.offsets.back() + size);
     part.positions.push_back(position);
+    part.round_indices.push_back(precision.round_index);
 }
 
 // Sorts `written`; raises if two written buffers overlap, or a read-only one (a gradient) overlaps a written
@@ -213,15 +217,23 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
     const bool mixed = !precision.is_none();
     py::sequence models;
     double grad_scale = 1.0;
-    if (mixed) {
-        const auto pair = py::reinterpret_borrow<py::tuple>(precision);
-        if (pair.size() != 2) throw std::logic_error("precision must be (models, grad_scale)");
-        grad_scale = pair[1].cast<double>();
-        if (!pair[0].is_none()) models = as_list(BufferList{"model_params", pair[0], true}, count, false);
-    }
-
     Gathered out;
     out.count = count;
+    if (mixed) {
+        const auto tuple = py::reinterpret_borrow<py::tuple>(precision);
+        if (tuple.size() != 2 && tuple.size() != 3) throw std::logic_error("precision must be (models, grad_scale[, rounding])");
+        grad_scale = tuple[1].cast<double>();
+        if (!tuple[0].is_none()) models = as_list(BufferList{"model_params", tuple[0], true}, count, false);
+        if (tuple.size() == 3 && !tuple[2].is_none()) {
+            const auto rounding = py::reinterpret_borrow<py::tuple>(tuple[2]);
+            if (rounding.size() != 2) throw std::logic_error("rounding must be (seed, steps)");
+            const auto seed = rounding[0].cast<uint64_t>();
+            out.round_steps = rounding[1].cast<std::vector<int64_t>>();
+            check_steps(out.round_steps, count);
+            out.f32.round_seed = out.f64.round_seed = seed;
+        }
+    }
+
     std::vector<std::vector<py::object>> rows(count, std::vector<py::object>(lists.size()));
     std::vector<RowPrecision> row_precision(count);
     std::vector<DType> dtypes(count);
@@ -276,6 +288,8 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
         if (mixed) {
             rp.grad_scale = grad_scale;
             rp.staged = true;
+            rp.stochastic = !out.round_steps.empty();
+            rp.round_index = labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i);
         }
     }
 
@@ -362,6 +376,12 @@ StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::li
     if (s != steps_.size()) throw py::value_error("StepPlan: the prepared steps do not match the groups");
     const bool counts = !steps_.empty() && steps_[0]->counts_steps_;
     if (counts && counters_.size() != count_) throw py::value_error("StepPlan: one step counter per parameter");
+    for (const PreparedStep* step : steps_) {
+        // Without counters every re-run would draw the same random bits.
+        if (step->stochastic_ && counters_.size() != count_) {
+            throw py::value_error("StepPlan: stochastic rounding needs one step counter per parameter");
+        }
+    }
     step_numbers_.resize(count_);
 }
 
@@ -459,6 +479,9 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads) {
         }
         const StepNumbers numbers{step.counts_steps_ ? step_numbers_.data() + starts_[s] : nullptr, true};
         for (const auto& part : step.parts_) part->recompute(numbers);
+        if (step.stochastic_) {
+            for (const auto& part : step.parts_) part->set_rounding_steps(step_numbers_.data() + starts_[s]);
+        }
     }
     bound_ = true;
     return true;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fusedoptim/common.hpp"
+#include "fusedoptim/convert.hpp"
 #include "fusedoptim/dispatch.hpp"
 #include "settings.hpp"
 
@@ -40,7 +41,22 @@ struct TensorsOf {
     std::vector<TensorRef<T>> tensors;
     std::vector<int64_t> offsets{0};
     std::vector<size_t> positions;  // each tensor's index in the call's lists
+    // Stochastic rounding: the seed, and each tensor's index in the keys (its label, see gather).
+    uint64_t round_seed = 0;
+    std::vector<int64_t> round_indices;
 };
+
+// Sets the stochastic-rounding keys of `part`'s stochastic tensors for the step numbers `steps` (by position).
+template <class T>
+void set_round_keys(TensorsOf<T>& part, const int64_t* steps) {
+    for (size_t k = 0; k < part.tensors.size(); ++k) {
+        TensorRef<T>& t = part.tensors[k];
+        if (!t.stochastic) continue;
+        for (int j = 0; j < kMaxBuffers; ++j) {
+            t.round_key[j] = stochastic_key(part.round_seed, part.round_indices[k], steps[part.positions[k]], j);
+        }
+    }
+}
 
 // A buffer's bytes, and its name for messages.
 struct Interval {
@@ -62,16 +78,19 @@ struct Gathered {
     // of a mixed-precision row (whose `params` entry is its float32 master), else the parameter.
     std::vector<py::array> members;
     std::vector<int64_t> labels;     // each position's index in messages
+    std::vector<int64_t> round_steps;  // stochastic rounding: each position's step number, else empty
 };
 
 // Validates the lists (see the top of this file) and raises TypeError/ValueError naming the argument, index
 // and offending value.
 // `labels`, when given, are the indices messages show for each position (an optimizer's global parameter
 // indices, as it passes only the parameters that have a gradient).
-// `precision`, when not None, is (models, grad_scale) and makes every tensor mixed-precision (float32 masters
-// only): state lists may then hold float16/bfloat16 arrays, `models` (None or one float16/bfloat16 array per
-// parameter, written after each update with the rounded master) fixes the gradients' dtype, and the gradients
-// are multiplied by grad_scale as they are read. See TensorRef in common.hpp.
+// `precision`, when not None, is (models, grad_scale[, rounding]) and makes every tensor mixed-precision
+// (float32 masters only): state lists may then hold float16/bfloat16 arrays, `models` (None or one
+// float16/bfloat16 array per parameter, written after each update with the rounded master) fixes the
+// gradients' dtype, and the gradients are multiplied by grad_scale as they are read. `rounding`, None or
+// (seed, steps), makes the bfloat16 stores stochastic, keyed by the seed, each position's label and its step
+// number in `steps`. See TensorRef in common.hpp.
 Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels,
                 py::handle precision = py::none());
 
@@ -110,6 +129,7 @@ public:
         virtual void run() const = 0;
         virtual void set_grad(size_t index, const void* grad) = 0;
         virtual void recompute(const StepNumbers& steps) = 0;
+        virtual void set_rounding_steps(const int64_t* steps) = 0;  // by position (set_round_keys)
     };
     // Where position i's tensor is: part 0 (float32) or 1 (float64) at `index`, or part -1 (an empty array).
     struct Slot {
@@ -127,7 +147,8 @@ public:
           written_arrays_(std::move(gathered.written_arrays)),
           written_(std::move(gathered.written)),
           read_(std::move(gathered.read)),
-          counts_steps_(counts_steps) {
+          counts_steps_(counts_steps),
+          stochastic_(!gathered.round_steps.empty()) {
         parts_[0] = std::move(f32);
         parts_[1] = std::move(f64);
     }
@@ -156,6 +177,7 @@ private:
     std::vector<std::pair<py::object, Interval>> written_arrays_;
     std::vector<Interval> written_, read_;
     bool counts_steps_;
+    bool stochastic_;  // some tensor rounds stochastically: a re-run needs new keys
     bool done_ = false;
     std::optional<CarriedScalar> carried_;
 };
@@ -229,6 +251,8 @@ public:
         for (size_t k = 0; k < coeffs_.size(); ++k) coeffs_[k] = make_coeffs_(T{}, tensors_.positions[k], steps);
     }
 
+    void set_rounding_steps(const int64_t* steps) override { set_round_keys(tensors_, steps); }
+
 private:
     TensorsOf<T> tensors_;
     std::vector<Coeffs> coeffs_;
@@ -249,6 +273,7 @@ PreparedStep prepare(Gathered&& gathered, const Options& options, const std::opt
                      MakeCoeffs make_coeffs, KernelOf kernel_of) {
     if (steps) check_steps(*steps, gathered.count);
     const StepNumbers numbers{steps ? steps->data() : nullptr, false};
+    if (!gathered.round_steps.empty()) set_round_keys(gathered.f32, gathered.round_steps.data());
     std::vector<PreparedStep::Slot> slots(gathered.count, PreparedStep::Slot{-1, 0});
     auto part = [&](auto zero, auto& tensors, int which) {
         using T = decltype(zero);

@@ -22,6 +22,7 @@ const KernelTable table = {
     {FUSEDOPTIM_FAMILIES(FUSEDOPTIM_F64)},
     &to_float<Isa>,
     &from_float<Isa>,
+    &to_bf16_stochastic<Isa>,
 };
 
 }  // namespace fusedoptim::FUSEDOPTIM_ISA

@@ -35,8 +35,11 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
+                                      lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_adadelta(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])

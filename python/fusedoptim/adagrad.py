@@ -36,10 +36,13 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
     ) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype})
+        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
+                                   "rounding_seed": rounding_seed})
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)

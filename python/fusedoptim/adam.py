@@ -56,11 +56,14 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
         decoupled_weight_decay: bool = False,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype})
+        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
+                                   "rounding_seed": rounding_seed})
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
@@ -98,6 +101,9 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True, state_dtype=state_dtype)
+                         decoupled_weight_decay=True, state_dtype=state_dtype, rounding=rounding,
+                         rounding_seed=rounding_seed)

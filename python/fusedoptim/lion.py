@@ -39,8 +39,11 @@ XX
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
+                                      lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])

@@ -40,8 +40,11 @@ class NAdam(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
+                                      lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
 

@@ -94,7 +94,10 @@ class Optimizer:
     float32 master copy kept in their state (``master_param``), rounded into the 16-bit array after every step;
     their gradients have their dtype. ``state_dtype`` ("bfloat16" or "float16", a constructor keyword or a group
     key) stores the state buffers in 16 bits (arithmetic stays float32). ``step(..., grad_scale=s)`` unscales
-    gradients inside the kernel (see :class:`fusedoptim.GradScaler`).
+    gradients inside the kernel (see :class:`fusedoptim.GradScaler`). ``rounding="stochastic"`` (with
+    ``rounding_seed``, an int) rounds the bfloat16 parameters and state stochastically instead of to nearest:
+    reproducibly, from the seed, the parameter's index, its step count and the element's index, so every
+    parameter keeps a ``step`` count (SGD's too).
 
     Subclasses define ``_check_group`` (hyperparameters, called at construction and at every step, so edited
     ``param_groups`` are checked too), ``_prepare_group`` (returns the prepared C++ step and a commit callback)
@@ -111,6 +114,11 @@ class Optimizer:
         self.defaults = dict(defaults)
         if "state_dtype" in self.defaults and self.defaults["state_dtype"] is None:
             del self.defaults["state_dtype"]  # groups without the key keep their state in the default dtype
+        # Likewise groups without "rounding" round to nearest, without "rounding_seed" use seed 0.
+        if "rounding" in self.defaults and isinstance(self.defaults["rounding"], str) and self.defaults["rounding"] == "nearest":
+            del self.defaults["rounding"]
+        if "rounding_seed" in self.defaults and type(self.defaults["rounding_seed"]) is int and self.defaults["rounding_seed"] == 0:
+            del self.defaults["rounding_seed"]
         self._grad_scale = 1.0  # the step being prepared's gradient scale (GradScaler)
         self._preparing: dict[str, Any] = {}  # the group being prepared
         self.param_groups: list[dict[str, Any]] = []
@@ -375,10 +383,12 @@ class Optimizer:
                     additions.append((p, key, view[key]))
             views.append(view)
 
+        counting = self._counting()
+
         def commit() -> None:
             for p, key, array in additions:
                 self.state._setdefault(p)[key] = array
-            if self._counts_steps:
+            if counting:
                 for p in params:
                     state = self.state._setdefault(p)
                     state["step"] = int(state.get("step", 0)) + 1  # an int, as the steady state needs
@@ -389,6 +399,11 @@ class Optimizer:
         raise NotImplementedError
 
     # --- mixed precision ------------------------------------------------------------------------------------
+
+    def _counting(self) -> bool:
+        """Whether steps are counted: always for the families whose update uses the count, and for every
+        family once a group rounds stochastically (the count keys the random bits)."""
+        return self._counts_steps or any(g.get("rounding") == "stochastic" for g in self.param_groups)
 
     def _check_precision(self, group: dict[str, Any]) -> None:
         """16-bit parameters and ``state_dtype``: supported by this family, and state_dtype only over float32."""
@@ -402,6 +417,25 @@ class Optimizer:
         if state_dtype is not None and any(p.dtype == np.float64 for p in group["params"]):
             raise TypeError(f"state_dtype={group['state_dtype']!r} needs float32 or 16-bit parameters (the update "
                             "computes in float32); this group has float64 parameters")
+        rounding = group.get("rounding", "nearest")
+        if not isinstance(rounding, str) or rounding not in ("nearest", "stochastic"):
+            raise ValueError(f"Invalid rounding: {rounding!r} (expected 'nearest' or 'stochastic')")
+        seed = group.get("rounding_seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+            raise ValueError(f"Invalid rounding_seed: {seed!r} (expected an int in [0, 2**64))")
+        if rounding == "stochastic":
+            # Stochastic rounding is for bfloat16 only: anything else in the group would silently round to nearest.
+            float16 = np.dtype(np.float16)
+            for p in group["params"]:
+                if p.dtype == float16:
+                    raise TypeError("rounding='stochastic' is for bfloat16; this group has float16 parameters "
+                                    "(float16 rounds to nearest: use bfloat16, or rounding='nearest')")
+            if state_dtype == float16:
+                raise TypeError("rounding='stochastic' is for bfloat16; this group has state_dtype='float16'")
+            bf16 = _precision._loaded_bfloat16()
+            if state_dtype is None and not any(p.dtype == bf16 for p in group["params"]):
+                raise ValueError("rounding='stochastic' has nothing to round: this group has no bfloat16 "
+                                 "parameters and no state_dtype='bfloat16'")
 
     @staticmethod
     def _state_dtype_for(group: Mapping[str, Any], p: np.ndarray) -> np.dtype:
@@ -427,7 +461,10 @@ class Optimizer:
         if not has_models and group.get("state_dtype") is None and self._grad_scale == 1.0:
             return params, None
         kernel_params = [s["master_param"] if m is not None else p for p, m, s in zip(params, models, states)]
-        return kernel_params, (models if has_models else None, self._grad_scale)
+        rounding = None
+        if group.get("rounding") == "stochastic":
+            rounding = (int(group.get("rounding_seed", 0)), [int(s["step"]) + 1 for s in states])
+        return kernel_params, (models if has_models else None, self._grad_scale, rounding)
 
     def _prepare_group(
         self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray]
@@ -564,8 +601,8 @@ class Optimizer:
         params = self._params()
         new_state: list[tuple[np.ndarray, dict[str, Any]]] = []
         allowed = set(self._required_state) | set(self._optional_state) | set(self._scalar_state)
-        if self._counts_steps:
-            allowed.add("step")
+        if self._counts_steps or any(g.get("rounding") == "stochastic" for g in new_groups):
+            allowed.add("step")  # SGD counts steps for stochastic rounding; a missing count starts at 0
         group_of = {id(p): g for g, group in zip(new_groups, self.param_groups) for p in group["params"]}
         loaded: set[int] = set()
         for saved_id, entry in saved_state.items():
@@ -657,7 +694,7 @@ def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> Optional[_core.Step
         arrays = tuple((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
         if arrays:
             entries.append((state, arrays))
-    counters = [optimizer.state._get(p) for p in params] if optimizer._counts_steps else []
+    counters = [optimizer.state._get(p) for p in params] if optimizer._counting() else []
     return _core.StepPlan(prepared, groups, entries, counters)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from . import functional as F
 from ._validation import check_steps
 
-__all__ = ["mixed_precision_", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
+__all__ = ["mixed_precision_", "stochastic_key", "round_bfloat16_stochastic", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
 
 Arrays = Sequence[np.ndarray]
 OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
@@ -388,6 +388,47 @@ def lamb_(
         p[...] = p + _scalar(p, -lr) * (update * _scalar(p, trust_ratio))
 
 
+def _lowbias32(x: np.ndarray) -> np.ndarray:
+    """C. Wellons' 32-bit integer hash, on uint32 arrays (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def _splitmix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+def stochastic_key(seed: int, index: int, step: int, slot: int) -> int:
+    """The 32-bit key of buffer ``slot`` (0 the parameter, 2, 3, ... the state buffers in the update's argument
+    order) of parameter ``index`` (its position in the optimizer) at step number ``step``."""
+    h = _splitmix64(seed)
+    for value in (index, step, slot):
+        h = _splitmix64(h ^ (value & 0xFFFFFFFFFFFFFFFF))
+    return h & 0xFFFFFFFF
+
+
+def round_bfloat16_stochastic(values: np.ndarray, key: int) -> np.ndarray:
+    """float32 ``values`` rounded to bfloat16 stochastically: element i (in C order) adds the top 16 bits of
+    ``lowbias32(key + i * 0x9E3779B9)`` below the 16 bits it keeps and truncates, so it rounds up in magnitude
+    with probability equal to the fraction of an ulp it lies above the value below. NaN becomes the quiet NaN
+    0x7FC0 with its sign, as in round to nearest."""
+    from ._precision import bfloat16
+
+    bits = np.ascontiguousarray(values, dtype=np.float32).reshape(-1).view(np.uint32)
+    index = np.arange(bits.size, dtype=np.uint64).astype(np.uint32)  # the kernels' index, modulo 2^32
+    with np.errstate(over="ignore"):
+        random = _lowbias32(np.uint32(key) + index * np.uint32(0x9E3779B9)) >> np.uint32(16)
+    rounded = ((bits + random) >> np.uint32(16)).astype(np.uint16)
+    nan = ((bits >> np.uint32(16)) & np.uint32(0x8000) | np.uint32(0x7FC0)).astype(np.uint16)
+    out = np.where(np.isnan(values.reshape(-1)), nan, rounded)
+    return out.view(bfloat16()).reshape(values.shape)
+
+
 def mixed_precision_(
     update,
     params: Sequence[np.ndarray],
@@ -397,6 +438,10 @@ def mixed_precision_(
     *,
     grad_scale: float = 1.0,
     state_dtype=None,
+    rounding: str = "nearest",
+    seed: int = 0,
+    indices: Optional[Sequence[int]] = None,
+    steps: Optional[Sequence[int]] = None,
 ) -> None:
     """Mixed precision around any update of this module, ``update(masters, grads, states)``: what the kernels do
     for 16-bit parameters (float32 masters), 16-bit state and a gradient scale, element by element.
@@ -406,7 +451,26 @@ def mixed_precision_(
     in ``states``; other lists, such as NAdam's mu_products, are passed as they are) are widened to float32,
     updated, and rounded back to their dtype (``state_dtype`` for buffers the update creates); then each 16-bit
     parameter becomes its master rounded to nearest even. ``params[i] is masters[i]`` for a plain parameter.
+
+    ``rounding="stochastic"`` rounds every bfloat16 result with :func:`round_bfloat16_stochastic` instead (float16
+    ones still to nearest), keyed by :func:`stochastic_key` from ``seed``, the parameter's index in the optimizer
+    (``indices``, by default its position here), its step number this step (``steps``, required) and the buffer:
+    slot 0 for the parameter, 2 + k for the k-th list of arrays in ``states`` (give them in the update's order).
     """
+    stochastic = rounding == "stochastic"
+    if rounding not in ("nearest", "stochastic"):
+        raise ValueError(f"Invalid rounding: {rounding!r} (expected 'nearest' or 'stochastic')")
+    if stochastic and (steps is None or len(steps) != len(params)):
+        raise ValueError("rounding='stochastic' needs steps, one step number per parameter")
+    indices = list(range(len(params))) if indices is None else list(indices)
+
+    def to_dtype(values: np.ndarray, dtype: np.dtype, i: int, slot: int) -> np.ndarray:
+        if values.dtype == dtype:
+            return values
+        if stochastic and dtype.itemsize == 2 and dtype != np.float16:
+            return round_bfloat16_stochastic(values, stochastic_key(seed, indices[i], steps[i], slot))
+        return values.astype(dtype)
+
     wide_grads = [g if g.dtype == m.dtype and grad_scale == 1.0 else g.astype(m.dtype) * m.dtype.type(grad_scale)
                   for g, m in zip(grads, masters)]
     widened = {}
@@ -417,14 +481,16 @@ def mixed_precision_(
         else:
             widened[key] = values
     update(masters, wide_grads, widened)
+    slot = 1
     for key, values in states.items():
         if widened[key] is values:
             continue
+        slot += 1
         for i, (old, new) in enumerate(zip(values, widened[key])):
             if new is None:
                 continue
             dtype = old.dtype if old is not None else (np.dtype(state_dtype) if state_dtype is not None else new.dtype)
-            values[i] = new if new.dtype == dtype else new.astype(dtype)
-    for p, m in zip(params, masters):
+            values[i] = to_dtype(new, dtype, i, slot)
+    for i, (p, m) in enumerate(zip(params, masters)):
         if p is not m:
-            p[...] = m.astype(p.dtype)
+            p[...] = to_dtype(m, p.dtype, i, 0)

@@ -44,11 +44,14 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
         eps_in_sqrt: bool = False,
     ) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize, eps_in_sqrt=eps_in_sqrt)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype})
+        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
+                                   "rounding_seed": rounding_seed})
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_rmsprop(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],

@@ -45,11 +45,14 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
+        rounding: str = "nearest",
+        rounding_seed: int = 0,
         momentum_init: Literal["grad", "zeros"] = "grad",
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, momentum_init=momentum_init)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype})
+        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
+                                   "rounding_seed": rounding_seed})
 
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_sgd(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],

@@ -35,6 +35,8 @@ enum class Storage : uint8_t { native = 0, f16 = 1, bf16 = 2 };
 // receives the updated parameter rounded to `model_kind` (buf[0] is then the float32 master copy), and
 // grad_scale multiplies the gradient as it is read (unscaling a loss-scaled gradient). `staged` says any of
 // these is in use; `fuse` lets the layouts run_fused handles take it (off only to test it against staging).
+// `stochastic`: the bfloat16 stores (model and state) round stochastically, slot j's random bits keyed by
+// round_key[j] (convert.hpp), which the bindings set for every step.
 template <class T>
 struct TensorRef {
     T* buf[kMaxBuffers];
@@ -46,6 +48,8 @@ struct TensorRef {
     T grad_scale = T(1);
     bool staged = false;
     bool fuse = true;
+    bool stochastic = false;
+    uint32_t round_key[kMaxBuffers] = {};
 };
 
 // One call's work: tensors of one dtype sharing one set of mode flags, with per-tensor coefficients

@@ -133,6 +133,88 @@ FUSEDOPTIM_INLINE void store_bf16(const float* src, uint16_t* dst, int64_t n) {
     for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
+// Stochastic rounding to bfloat16 (an option of the optimizers, for bfloat16 parameters and state): x rounds
+// up in magnitude with probability equal to the fraction of a bfloat16 ulp it lies above the value below, so
+// the rounded value is x on average. The 16 random bits are added below the kept bits and the sum truncated;
+// inf stays inf (its low bits are zero) and NaN is the canonical quiet NaN, as with round to nearest.
+//
+// The random bits are a counter-based hash of (key, element index), with no generator state: the same bits for
+// any thread count, block or SIMD level, so runs are reproducible. The key mixes the optimizer's seed, the
+// parameter's index, its step number and the buffer's slot (stochastic_key below); element i of a buffer gets
+// lowbias32(key + i * golden ratio) (C. Wellons' hash: every output bit depends on every input bit, and the
+// multiplier is odd, so the 2^32 indices of a tensor get distinct inputs). reference.py repeats both in NumPy.
+FUSEDOPTIM_INLINE uint32_t lowbias32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+inline constexpr uint32_t kGolden32 = 0x9e3779b9u;
+
+FUSEDOPTIM_INLINE uint32_t random_bits(uint32_t key, int64_t index) {
+    return lowbias32(key + static_cast<uint32_t>(index) * kGolden32);
+}
+
+FUSEDOPTIM_INLINE uint64_t splitmix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// The key of buffer slot `slot` (0 the parameter, 2.. the state, common.hpp) of parameter `index` at step `step`.
+FUSEDOPTIM_INLINE uint32_t stochastic_key(uint64_t seed, int64_t index, int64_t step, int slot) {
+    uint64_t h = splitmix64(seed);
+    h = splitmix64(h ^ static_cast<uint64_t>(index));
+    h = splitmix64(h ^ static_cast<uint64_t>(step));
+    h = splitmix64(h ^ static_cast<uint64_t>(slot));
+    return static_cast<uint32_t>(h);
+}
+
+FUSEDOPTIM_INLINE uint16_t f32_to_bf16_stochastic(float value, uint32_t random) {
+    const uint32_t x = bits_of(value);
+    const uint32_t rounded = (x + (random >> 16)) >> 16;
+    const uint32_t nan = ((x >> 16) & 0x8000u) | 0x7fc0u;
+    return static_cast<uint16_t>(value != value ? nan : rounded);
+}
+
+// n float32 values to bfloat16, stochastically rounded with `key` as elements first, first + 1, ... of their
+// buffer (the index the random bits are drawn for).
+FUSEDOPTIM_INLINE void store_bf16_stochastic(const float* src, uint16_t* dst, int64_t first, int64_t n, uint32_t key) {
+    int64_t i = 0;
+#if defined(__AVX2__)
+    const __m256i golden = _mm256_set1_epi32(static_cast<int>(kGolden32));
+    const __m256i keys = _mm256_set1_epi32(static_cast<int>(key));
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    auto hash = [&](int64_t at) FUSEDOPTIM_INLINE_LAMBDA {
+        const __m256i index = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(at))), lanes);
+        __m256i x = _mm256_add_epi32(keys, _mm256_mullo_epi32(index, golden));
+        x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+        x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+        x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+        x = _mm256_mullo_epi32(x, _mm256_set1_epi32(static_cast<int>(0x846ca68bu)));
+        x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+        return _mm256_srli_epi32(x, 16);
+    };
+    auto lanes_of = [&](int64_t at) FUSEDOPTIM_INLINE_LAMBDA {
+        const __m256 v = _mm256_loadu_ps(src + at);
+        const __m256i x = _mm256_castps_si256(v);
+        const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, hash(first + at)), 16);
+        const __m256i nan = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x8000)),
+                                            _mm256_set1_epi32(0x7fc0));
+        const __m256 is_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(nan), is_nan));
+    };
+    for (; i + 16 <= n; i += 16) {
+        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes_of(i), lanes_of(i + 8)), 0xd8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), packed);
+    }
+#endif
+    for (; i < n; ++i) dst[i] = f32_to_bf16_stochastic(src[i], random_bits(key, first + i));
+}
+
 // bfloat16 buffers read and written inside the update loop, for the fused mixed-precision path (run_fused in
 // parallel.hpp): a family's update indexes them like its float pointers (`m = exp_avg[i]`, `exp_avg[i] = m`),
 // and the conversions (a shift in, f32_to_bf16 out) vectorise with the arithmetic, so the values never make a
@@ -205,6 +287,12 @@ __attribute__((noinline)) void load_block_of(Storage kind, const void* data, int
 template <class Isa>
 __attribute__((noinline)) void store_block_of(Storage kind, const float* src, void* data, int64_t begin, int64_t n) {
     store_block(kind, src, data, begin, n);
+}
+
+template <class Isa>
+__attribute__((noinline)) void store_bf16_stochastic_of(const float* src, void* data, int64_t begin, int64_t n,
+                                                        uint32_t key) {  // elements [begin, begin + n) of data
+    store_bf16_stochastic(src, static_cast<uint16_t*>(data) + begin, begin, n, key);
 }
 
 }  // namespace fusedoptim

@@ -41,6 +41,7 @@ struct KernelTable {
     // exhaustively at every level.
     void (*to_float)(Storage kind, const void* src, float* dst, int64_t n);
     void (*from_float)(Storage kind, const float* src, void* dst, int64_t n);
+    void (*to_bf16_stochastic)(const float* src, uint16_t* dst, int64_t first, int64_t n, uint32_t key);
 };
 
 template <class Isa>
@@ -51,6 +52,11 @@ void to_float(Storage kind, const void* src, float* dst, int64_t n) {
 template <class Isa>
 void from_float(Storage kind, const float* src, void* dst, int64_t n) {
     store_block_of<Isa>(kind, src, dst, 0, n);
+}
+
+template <class Isa>
+void to_bf16_stochastic(const float* src, uint16_t* dst, int64_t first, int64_t n, uint32_t key) {
+    store_bf16_stochastic(src, dst, first, n, key);
 }
 
 }  // namespace fusedoptim

@@ -137,9 +137,11 @@ inline constexpr bool kFusable = std::is_invocable_v<const Update&, const C&, in
                                                      Bf16Slot, Bf16Slot, Bf16Slot>;
 
 // Tensor t's fused layout: bit 0 set for bfloat16 parameters, bit 1 for bfloat16 state; -1 when it has none
-// (float16 anywhere, state buffers of mixed formats, a scaled float32 gradient, float32 everything).
+// (float16 anywhere, state buffers of mixed formats, a scaled float32 gradient, float32 everything) and for
+// stochastic rounding, which stages: its hash costs more than the staging it would save, and fused variants
+// would add a third of the kernels' compile time.
 FUSEDOPTIM_INLINE int fused_layout(const TensorRef<float>& t) {
-    if (!t.fuse) return -1;
+    if (!t.fuse || t.stochastic) return -1;
     bool low_state = false, native_state = false;
     for (int j = 2; j < kMaxBuffers; ++j) {
         if (t.low[j] != nullptr && t.kind[j] != Storage::bf16) return -1;
@@ -214,10 +216,17 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) update(c, i, p, grad, s0, s1, s2, s3);
         if constexpr (std::is_same_v<T, float>) {
+            const auto store = [&](int j, Storage kind, const float* src, void* dst) {
+                if (t.stochastic && kind == Storage::bf16) {
+                    store_bf16_stochastic_of<Isa>(src, dst, begin, n, t.round_key[j]);
+                } else {
+                    store_block_of<Isa>(kind, src, dst, begin, n);
+                }
+            };
             for (int j = 2; j < kMaxBuffers; ++j) {
-                if (t.kind[j] != Storage::native) store_block_of<Isa>(t.kind[j], stage[j], t.low[j], begin, n);
+                if (t.kind[j] != Storage::native) store(j, t.kind[j], stage[j], t.low[j]);
             }
-            if (t.model_kind != Storage::native) store_block_of<Isa>(t.model_kind, p, t.model, begin, n);
+            if (t.model_kind != Storage::native) store(0, t.model_kind, p, t.model);
         }
     }
 }
