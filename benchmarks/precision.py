@@ -4,7 +4,8 @@ mode, in one interleaved run (every round times each mode once, so machine noise
     python benchmarks/precision.py [--sizes 4e6] [--optimizers adam,sgd] [--threads 1,2] [--rounds 15]
                                    [--out benchmarks/results]
 
-Writes precision.json (every sample) and precision.md. Bytes per element are the arrays the fused step reads
+Writes precision.json (every sample), precision.md and precision.png (measured against predicted speed-ups at
+the largest size; needs matplotlib). Bytes per element are the arrays the fused step reads
 and writes (each counted once per direction): the 16-bit parameter is only written; with write-allocate caches
 writing it costs a read of its line too, which the table's `bytes` column does not count.
 """
@@ -23,17 +24,20 @@ import numpy as np
 import fusedoptim
 from fusedoptim import _core, _precision
 
-# name, parameter dtype, state_dtype, fused: bfloat16 state takes the fused loop (parallel.hpp, run_fused); the
-# "staged" rows are the same steps with it turned off, to show what fusing the conversions gains.
+# name, parameter dtype, state_dtype, fused, rounding: bfloat16 state takes the fused loop (parallel.hpp,
+# run_fused); the "staged" rows are the same steps with it turned off, to show what fusing the conversions
+# gains. Stochastic rounding always stages (its rows cost the hash on top of staging).
 MODES = [
-    ("fp32", "float32", None, True),
-    ("fp16 params + fp32 master", "float16", None, True),
-    ("bf16 params + fp32 master", "bfloat16", None, True),
-    ("fp32 params + bf16 state", "float32", "bfloat16", True),
-    ("fp32 params + bf16 state, staged", "float32", "bfloat16", False),
-    ("fp32 params + fp16 state", "float32", "float16", True),
-    ("bf16 params + bf16 state", "bfloat16", "bfloat16", True),
-    ("bf16 params + bf16 state, staged", "bfloat16", "bfloat16", False),
+    ("fp32", "float32", None, True, "nearest"),
+    ("fp16 params + fp32 master", "float16", None, True, "nearest"),
+    ("bf16 params + fp32 master", "bfloat16", None, True, "nearest"),
+    ("bf16 params + fp32 master, stochastic", "bfloat16", None, True, "stochastic"),
+    ("fp32 params + bf16 state", "float32", "bfloat16", True, "nearest"),
+    ("fp32 params + bf16 state, staged", "float32", "bfloat16", False, "nearest"),
+    ("fp32 params + bf16 state, stochastic", "float32", "bfloat16", True, "stochastic"),
+    ("fp32 params + fp16 state", "float32", "float16", True, "nearest"),
+    ("bf16 params + bf16 state", "bfloat16", "bfloat16", True, "nearest"),
+    ("bf16 params + bf16 state, staged", "bfloat16", "bfloat16", False, "nearest"),
 ]
 # optimizer name -> (class, hyperparameters, state buffers per element)
 OPTIMIZERS = {
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-staged", action="store_true", help="leave out the staged comparison rows")
+    parser.add_argument("--no-stochastic", action="store_true", help="leave out the stochastic-rounding rows")
     parser.add_argument("--steps", type=int, default=5, help="steps per timed sample")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in MODES if _precision.has_bfloat16() or "bf16" not in m[0]]
     if args.no_staged:
         modes = [m for m in modes if m[3]]
+    if args.no_stochastic:
+        modes = [m for m in modes if m[4] == "nearest"]
     results = []
     previous = _core.requested_num_threads()
     try:
@@ -83,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             setups = []
             for opt_name in names:
                 cls, hyper, slots = OPTIMIZERS[opt_name]
-                for name, pdt, sdt, fused in modes:
+                for name, pdt, sdt, fused, rounding in modes:
                     param = base.astype(_dtype(pdt))
                     grad = grad32.astype(_dtype(pdt))
-                    opt = cls([param], state_dtype=sdt, **hyper)
+                    opt = cls([param], state_dtype=sdt, rounding=rounding, **hyper)
                     _core._set_fuse_mixed_precision(fused)
                     try:
                         opt.step([grad])  # creates the state and the steady-state plan (which keeps `fused`)
@@ -133,7 +140,43 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.out, "precision.md"), "w") as f:
         f.write(text)
     print(text)
+    plot = write_plot(results, names, max(sizes), thread_counts, os.path.join(args.out, "precision.png"))
+    if plot:
+        print("wrote", plot)
     return 0
+
+
+def write_plot(results: list[dict], names: list[str], n: int, thread_counts: list[int], path: str) -> str | None:
+    """Bars of each mode's measured speed-up over fp32 beside the one its bytes predict, at `n` elements: a
+    panel per optimizer and thread count. None without matplotlib."""
+    from fusedoptim.bench.report import _pyplot
+
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(len(names), len(thread_counts), figsize=(6.5 * len(thread_counts), 4.6 * len(names)),
+                             squeeze=False)
+    for i, opt_name in enumerate(names):
+        for j, threads in enumerate(thread_counts):
+            ax = axes[i][j]
+            rows = [r for r in results if r["optimizer"] == opt_name and r["n"] == n and r["threads"] == threads]
+            fp32 = next(r for r in rows if r["mode"] == "fp32")
+            measured = [fp32["median_step_s"] / r["median_step_s"] for r in rows]
+            predicted = [fp32["bytes_per_element"] / r["bytes_per_element"] for r in rows]
+            x = np.arange(len(rows))
+            ax.bar(x - 0.2, measured, width=0.4, label="measured", color="C0")
+            ax.bar(x + 0.2, predicted, width=0.4, label="predicted by bytes", color="0.75")
+            ax.axhline(1.0, color="0.3", linewidth=0.8)
+            ax.set_xticks(x)
+            ax.set_xticklabels([r["mode"] for r in rows], rotation=40, ha="right", fontsize=7)
+            ax.set_ylabel("speed-up over fp32")
+            ax.set_title(f"{opt_name}, {n:.2g} elements, {threads} thread{'s' if threads > 1 else ''}", fontsize=10)
+            ax.grid(True, axis="y", alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.95, bottom=0.3 if len(names) == 1 else 0.15, hspace=0.9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -187,10 +187,17 @@ def test_precision_script_times_every_mode(tmp_path):
     if _precision.has_bfloat16():
         expected.update({("adam", "fp32 params + bf16 state"): 20, ("adam", "bf16 params + bf16 state"): 20,
                          ("sgd", "fp32 params + bf16 state"): 16, ("sgd", "bf16 params + bf16 state"): 16,
-                         ("adam", "fp32 params + bf16 state, staged"): 20})
+                         ("adam", "fp32 params + bf16 state, staged"): 20,
+                         ("adam", "fp32 params + bf16 state, stochastic"): 20,
+                         ("sgd", "bf16 params + fp32 master, stochastic"): 20})
     assert all(found[key] == value for key, value in expected.items())
     assert all(r["median_step_s"] > 0 for r in rows)
     assert "| optimizer | n | threads | mode |" in (tmp_path / "precision.md").read_text()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert (tmp_path / "precision.png").stat().st_size > 10_000
 
 
 def test_grain_script_times_both_policies(tmp_path):

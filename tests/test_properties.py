@@ -62,8 +62,8 @@ CLASS_ONLY = {"momentum_init", "initial_accumulator_value"}
 
 def test_the_table_lists_every_hyperparameter():
     for info in OPTIMIZERS:
-        # state_dtype (mixed precision) is a storage choice, tested in test_mixed_precision.py
-        skip = ("self", "params", "state_dtype")
+        # state_dtype and rounding (mixed precision) are storage choices, tested in test_mixed_precision.py
+        skip = ("self", "params", "state_dtype", "rounding", "rounding_seed")
         names = [n for n in inspect.signature(info.cls.__init__).parameters if n not in skip]
         assert set(names) == set(HYPER[info.name]), info.name
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
-        rounding: str = "nearest",
+        rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,

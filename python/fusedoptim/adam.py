@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
-        rounding: str = "nearest",
+        rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
         decoupled_weight_decay: bool = False,
     ) -> None:
@@ -101,7 +101,7 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
-        rounding: str = "nearest",
+        rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,

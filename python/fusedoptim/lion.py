@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,7 +39,7 @@ XX
         *,
         maximize: bool = False,
         state_dtype: Any = None,
-        rounding: str = "nearest",
+        rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
         super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,

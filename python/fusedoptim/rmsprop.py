@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
-        rounding: str = "nearest",
+        rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
         eps_in_sqrt: bool = False,
     ) -> None:

@@ -45,7 +45,7 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
         state_dtype: Any = None,
-        rounding: str = "nearest",
+        rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
         momentum_init: Literal["grad", "zeros"] = "grad",
     ) -> None:

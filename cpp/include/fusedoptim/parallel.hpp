@@ -198,10 +198,10 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
                 }
             }
         }
-        // reference: g.astype(T) * grad_scale, but a float32 gradient with no scale is read where it is, as in
-        // the plain path.
+        // reference: g.astype(T) * grad_scale; with no scale the gradient is read where it is (in the caller's
+        // array, or as converted into the stage): multiplying by 1 changes no bits.
         const T* grad = b[1];
-        if (t.kind[1] != Storage::native || t.grad_scale != T(1)) {
+        if (t.grad_scale != T(1)) {
             T* const scaled = stage[1];
             const T grad_scale = t.grad_scale;
 #pragma omp simd
