@@ -529,3 +529,41 @@ def test_stochastic_rounding_is_checked():
         opt.step([np.ones(3, np.float32)])
     assert not opt.state and np.all(w32 == 0)
     assert "rounding" not in fusedoptim.Adam([w32]).param_groups[0]  # round to nearest adds no keys
+
+
+@needs_bf16
+@pytest.mark.parametrize(("param_dtype", "state_dtype", "rounding"),
+                         [("float32", "bfloat16", "nearest"), ("bfloat16", "bfloat16", "nearest"),
+                          ("bfloat16", None, "stochastic"), ("float32", "bfloat16", "stochastic"),
+                          ("float16", None, "nearest")])
+@pytest.mark.parametrize("cls", [fusedoptim.Adam, fusedoptim.SGD], ids=["Adam", "SGD"])
+def test_large_mixed_steps_split_over_threads_bit_for_bit(cls, param_dtype, state_dtype, rounding):
+    """Above the parallel grain a step splits over threads at cache-line boundaries, and the fused loop prefetches
+    blocks ahead: the same bits as one thread (and as the reference's elementwise definition, which the small
+    sizes above check), for fused, staged and stochastic modes."""
+    n = 300_007
+    rng = np.random.default_rng(11)
+    initial = rng.standard_normal(n).astype(np.float32)
+    grads = [(rng.standard_normal(n) * 1e-2).astype(_dtype(param_dtype)) for _ in range(3)]
+    kwargs = dict(lr=1e-2, state_dtype=state_dtype)
+    if cls is fusedoptim.SGD:
+        kwargs["momentum"] = 0.9
+    if rounding == "stochastic":
+        kwargs["rounding"] = rounding
+    results = []
+    previous = _core.requested_num_threads()
+    try:
+        for threads in (1, 2):
+            _core.set_num_threads(threads)
+            p = initial.astype(_dtype(param_dtype))
+            opt = cls([p], **kwargs)
+            for g in grads:
+                opt.step([g])
+            results.append((p, opt.state[p]))
+    finally:
+        _core.set_num_threads(previous)
+    (p1, s1), (p2, s2) = results
+    _assert_bitwise(p1, p2)
+    for key in s1:
+        if isinstance(s1[key], np.ndarray):
+            _assert_bitwise(s1[key], s2[key])
