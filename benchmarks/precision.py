@@ -173,7 +173,7 @@ def write_plot(results: list[dict], names: list[str], n: int, thread_counts: lis
             ax.set_title(f"{opt_name}, {n:.2g} elements, {threads} thread{'s' if threads > 1 else ''}", fontsize=10)
             ax.grid(True, axis="y", alpha=0.3)
             ax.legend(fontsize=8)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.95, bottom=0.3 if len(names) == 1 else 0.15, hspace=0.9)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -23,8 +23,6 @@ def has_bfloat16() -> bool:
     return "ml_dtypes" in sys.modules or importlib.util.find_spec("ml_dtypes") is not None
 
 
-FLOAT16 = None
-
 FLOAT16 = np.dtype(np.float16)
 FLOAT32 = np.dtype(np.float32)
 _NEEDS_ML_DTYPES = "bfloat16 needs the ml_dtypes package (pip install fusedoptim[bf16])"

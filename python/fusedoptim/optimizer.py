@@ -112,13 +112,13 @@ class Optimizer:
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
-        if "state_dtype" in self.defaults and self.defaults["state_dtype"] is None:
-            del self.defaults["state_dtype"]  # groups without the key keep their state in the default dtype
-        # Likewise groups without "rounding" round to nearest, without "rounding_seed" use seed 0.
-        if "rounding" in self.defaults and isinstance(self.defaults["rounding"], str) and self.defaults["rounding"] == "nearest":
-            del self.defaults["rounding"]
-        if "rounding_seed" in self.defaults and type(self.defaults["rounding_seed"]) is int and self.defaults["rounding_seed"] == 0:
-            del self.defaults["rounding_seed"]
+        # Mixed-precision keys at their defaults stay out of the groups (torch's layout; older checkpoints load
+        # alike): no state_dtype keeps the state in the default dtype, no rounding rounds to nearest, no
+        # rounding_seed is seed 0.
+        for key, default in (("state_dtype", None), ("rounding", "nearest"), ("rounding_seed", 0)):
+            value = self.defaults.get(key, default)
+            if key in self.defaults and type(value) is type(default) and value == default:
+                del self.defaults[key]
         self._grad_scale = 1.0  # the step being prepared's gradient scale (GradScaler)
         self._preparing: dict[str, Any] = {}  # the group being prepared
         self.param_groups: list[dict[str, Any]] = []
