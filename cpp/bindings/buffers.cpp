@@ -221,7 +221,9 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
     out.count = count;
     if (mixed) {
         const auto tuple = py::reinterpret_borrow<py::tuple>(precision);
-        if (tuple.size() != 2 && tuple.size() != 3) throw std::logic_error("precision must be (models, grad_scale[, rounding])");
+        if (tuple.size() != 2 && tuple.size() != 3) {
+            throw std::logic_error("precision must be (models, grad_scale[, rounding])");
+        }
         grad_scale = tuple[1].cast<double>();
         if (!tuple[0].is_none()) models = as_list(BufferList{"model_params", tuple[0], true}, count, false);
         if (tuple.size() == 3 && !tuple[2].is_none()) {
