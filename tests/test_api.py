@@ -222,6 +222,15 @@ def test_environment_forces_simd_level():
     assert bad.returncode != 0 and "Unknown SIMD level 'sse9'" in bad.stderr
 
 
+def test_environment_decides_prefetch():
+    for value, expected in (("0", "False"), ("1", "True")):
+        out = _run_python("import fusedoptim; print(fusedoptim.info()['prefetch'])", FUSEDOPTIM_PREFETCH=value)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == expected
+    bad = _run_python("import fusedoptim", FUSEDOPTIM_PREFETCH="yes")
+    assert bad.returncode != 0 and "Invalid FUSEDOPTIM_PREFETCH: 'yes' (0 or 1)" in bad.stderr
+
+
 def test_omp_num_threads_is_respected():
     out = _run_python("import fusedoptim; print(fusedoptim.get_num_threads())", OMP_NUM_THREADS="1")
     assert out.stdout.strip() == "1", out.stderr
@@ -233,6 +242,7 @@ def test_info_command():
     facts = json.loads(out.stdout)
     assert facts["version"] == fusedoptim.__version__
     assert facts["simd_level"] in facts["simd_supported"]
+    assert facts["prefetch"] is fusedoptim._core.prefetch()
     assert isinstance(facts["openmp"], bool) and facts["threads"] >= 1
     text = subprocess.run([sys.executable, "-m", "fusedoptim", "info"], capture_output=True, text=True, check=True)
     assert "simd level" in text.stdout

@@ -158,6 +158,7 @@ void append(TensorsOf<T>& part, const std::vector<py::object>& row, size_t posit
     ref.staged = precision.staged;
     ref.stochastic = std::is_same_v<T, float> && precision.stochastic;  // only float32 tensors are staged
     ref.fuse = fuse_mixed_precision();
+    ref.prefetch = prefetch_mixed_precision();
     ref.size = size;
     part.tensors.push_back(ref);
     part.offsets.push_back(part.offsets.back() + size);

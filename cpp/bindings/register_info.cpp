@@ -52,11 +52,17 @@ void register_info(py::module_& m) {
             }
         },
         py::arg("level"));
-    // Resolve FUSEDOPTIM_SIMD now, so a bad value fails the import rather than the first step.
+    m.def("prefetch", &prefetch_mixed_precision, "Whether the mixed-precision loops prefetch in software.");
+    // Resolve FUSEDOPTIM_SIMD and FUSEDOPTIM_PREFETCH now, so a bad value fails the import rather than the first step.
     try {
         (void)active_kernels();
     } catch (const std::invalid_argument& e) {
         throw py::value_error(std::string("FUSEDOPTIM_SIMD: ") + e.what());
+    }
+    try {
+        init_prefetch();
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
     }
 }
 

@@ -87,6 +87,9 @@ void register_testing(py::module_& m) {
           "Test and benchmark only. Off: mixed-precision steps gathered from now on stage every 16-bit layout "
           "instead of taking the fused bfloat16-state loop.");
     m.def("_get_fuse_mixed_precision", &fuse_mixed_precision);
+    m.def("_set_prefetch", &set_prefetch_mixed_precision, py::arg("prefetch"),
+          "Test and benchmark only: whether mixed-precision steps gathered from now on prefetch in software "
+          "(settings.hpp; the default depends on the CPU).");
     m.def(
         "_partition",
         [](const std::vector<int64_t>& sizes, int num_threads, int64_t grain, int itemsize,

@@ -1,6 +1,9 @@
 #include "settings.hpp"
 
 #include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -15,6 +18,15 @@ std::atomic<int> requested_threads{0};
 // threads start to pay from ~130k elements of SGD and ~35-65k of Adam, i.e. ~65k units per thread.
 std::atomic<int64_t> grain{65536};
 std::atomic<bool> fuse{true};
+std::atomic<bool> prefetch{false};
+
+bool cpu_gains_from_prefetch() {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_is("intel");
+#else
+    return false;  // not measured
+#endif
+}
 }  // namespace
 
 bool has_openmp() {
@@ -45,5 +57,20 @@ void set_parallel_grain(int64_t value) { grain.store(value < 1 ? 1 : value, std:
 bool fuse_mixed_precision() { return fuse.load(std::memory_order_relaxed); }
 
 void set_fuse_mixed_precision(bool value) { fuse.store(value, std::memory_order_relaxed); }
+
+void init_prefetch() {
+    const char* forced = std::getenv("FUSEDOPTIM_PREFETCH");
+    if (forced == nullptr || *forced == '\0') {
+        set_prefetch_mixed_precision(cpu_gains_from_prefetch());
+    } else if (std::string(forced) == "0" || std::string(forced) == "1") {
+        set_prefetch_mixed_precision(*forced == '1');
+    } else {
+        throw std::invalid_argument("Invalid FUSEDOPTIM_PREFETCH: '" + std::string(forced) + "' (0 or 1)");
+    }
+}
+
+bool prefetch_mixed_precision() { return prefetch.load(std::memory_order_relaxed); }
+
+void set_prefetch_mixed_precision(bool value) { prefetch.store(value, std::memory_order_relaxed); }
 
 }  // namespace fusedoptim::bind

@@ -83,7 +83,8 @@ def simd_level() -> str:
 
 
 def info() -> dict[str, object]:
-    """Build and runtime facts: version, compiler, OpenMP, sanitizers, threads, SIMD levels."""
+    """Build and runtime facts: version, compiler, OpenMP, sanitizers, threads, SIMD levels, and whether the
+    mixed-precision loops prefetch in software (on for Intel CPUs; ``FUSEDOPTIM_PREFETCH=0`` or ``1`` decides)."""
     return {
         "version": __version__,
         "compiler": _core.compiler,
@@ -93,4 +94,5 @@ def info() -> dict[str, object]:
         "simd_level": _core.simd_level(),
         "simd_compiled": _core.compiled_simd_levels(),
         "simd_supported": _core.supported_simd_levels(),
+        "prefetch": _core.prefetch(),
     }

@@ -25,6 +25,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"  simd level    {facts['simd_level']}")
     print(f"  compiled      {', '.join(facts['simd_compiled'])}")  # type: ignore[arg-type]
     print(f"  this cpu runs {', '.join(facts['simd_supported'])}")  # type: ignore[arg-type]
+    print(f"  prefetch      {'on' if facts['prefetch'] else 'off'} (mixed-precision loops; FUSEDOPTIM_PREFETCH=0/1)")
     return 0
 
 

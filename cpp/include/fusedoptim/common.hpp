@@ -36,7 +36,8 @@ enum class Storage : uint8_t { native = 0, f16 = 1, bf16 = 2 };
 // grad_scale multiplies the gradient as it is read (unscaling a loss-scaled gradient). `staged` says any of
 // these is in use; `fuse` lets the layouts run_fused handles take it (off only to test it against staging).
 // `stochastic`: the bfloat16 stores (model and state) round stochastically, slot j's random bits keyed by
-// round_key[j] (convert.hpp), which the bindings set for every step.
+// round_key[j] (convert.hpp), which the bindings set for every step. `prefetch`: those loops prefetch ahead in
+// software (parallel.hpp; the bindings' settings.hpp says on which CPUs).
 template <class T>
 struct TensorRef {
     T* buf[kMaxBuffers];
@@ -48,6 +49,7 @@ struct TensorRef {
     T grad_scale = T(1);
     bool staged = false;
     bool fuse = true;
+    bool prefetch = false;
     bool stochastic = false;
     uint32_t round_key[kMaxBuffers] = {};
 };

@@ -157,12 +157,14 @@ FUSEDOPTIM_INLINE int fused_layout(const TensorRef<float>& t) {
     return -1;
 }
 
-// run_fused works in blocks of kFuseBlock elements, each first prefetching (into L1) the block kPrefetchAhead
-// elements on in every stream. These loops do more work per byte than the float32 ones, so the out-of-order
-// window holds fewer cache misses and the hardware prefetchers alone left the step short of its memory floor:
-// at 6.4e7 elements, 2 threads, on a Xeon (benchmarks/byte_floor.py), bfloat16-state Adam went from 1.13x to
-// 1.19-1.23x of float32 with it (floor 1.33x), SGD from 1.08-1.10x to 1.11-1.15x (floor 1.25x); 512 to 2048
-// ahead did alike, 4096 into L2 did worse. Cache-resident steps take no measurable time for it.
+// run_fused works in blocks of kFuseBlock elements, each first prefetching (into L1, where t.prefetch says so)
+// the block kPrefetchAhead elements on in every stream. These loops do more work per byte than the float32
+// ones, so the out-of-order window holds fewer cache misses, and on a Xeon the hardware prefetchers alone left
+// the step short of its memory floor: at 6.4e7 elements, 2 threads (benchmarks/byte_floor.py), bfloat16-state
+// Adam went from 1.13x to 1.19-1.23x of float32 with it (floor 1.33x), SGD from 1.08-1.10x to 1.11-1.15x
+// (floor 1.25x); 512 to 2048 ahead did alike, 4096 into L2 did worse. On AMD Zen 4 every variant tried (read
+// or write intent, L1 to non-temporal, 512 to 4096 ahead) lost a sixth to a third of the step, so it is off
+// there (settings.hpp in the bindings). Cache-resident steps take no measurable time for it.
 inline constexpr int64_t kFuseBlock = 256, kPrefetchAhead = 1024;
 static_assert(kFuseBlock == kStageBlock, "prefetch_block fetches one block of either loop");
 
@@ -177,7 +179,7 @@ void run_fused(const TensorRef<float>& t, const C c, int64_t lo, int64_t hi, con
     for (int64_t begin = lo; begin < hi; begin += kFuseBlock) {
         const int64_t n = hi - begin < kFuseBlock ? hi - begin : kFuseBlock;
         const int64_t ahead = begin + kPrefetchAhead;
-        if (ahead + kFuseBlock <= hi) {
+        if (t.prefetch && ahead + kFuseBlock <= hi) {
             prefetch_block<4>(t.buf[0], ahead);
             if constexpr (Bf16Params) {
                 prefetch_block<2>(t.low[1], ahead);
@@ -225,9 +227,10 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
         if constexpr (std::is_same_v<T, float>) {
             // As in run_fused. At 6.4e7 elements, 2 threads (Xeon): stochastic bfloat16-state SGD 0.92x -> 1.06-1.08x
             // of float32, float16-state SGD 0.97x -> 1.11-1.16x; float16-state Adam lost, 1.24-1.31x -> 1.16-1.19x
-            // (prefetching only the 16-bit streams gave it back nothing and SGD its losses).
+            // (prefetching only the 16-bit streams gave it back nothing and SGD its losses). On Zen 4 it lost
+            // everywhere (staged bfloat16-state Adam 1.40x -> 0.92x at 1.6e7, 2 threads).
             const int64_t ahead = begin + kPrefetchAhead;
-            if (ahead + kStageBlock <= hi) {
+            if (t.prefetch && ahead + kStageBlock <= hi) {
                 for (int j = 0; j < kMaxBuffers; ++j) {
                     if (t.buf[j]) prefetch_block<4>(t.buf[j], ahead);
                     if (t.low[j]) prefetch_block<2>(t.low[j], ahead);
