@@ -6,7 +6,9 @@ move exactly each mode's bytes (the same arrays, dtypes, reads and writes as the
 arithmetic: one add per array, the 16-bit state incremented as raw integers. They are what the memory system
 alone allows. In the same interleaved run it times fusedoptim's steps in the same modes on arrays of the same
 size, so the table shows three ratios against float32: the byte count's prediction, the floor loops' (what
-this machine's memory delivers for that byte mix), and fusedoptim's::
+this machine's memory delivers for that byte mix), and fusedoptim's, with this CPU's default for software
+prefetching in the mixed-precision loops and, in two more columns, with it off and on (the measurement behind
+the default, cpp/bindings/settings.hpp)::
 
     python benchmarks/byte_floor.py [--n 1.6e7] [--threads 2] [--rounds 9] [--out benchmarks/results]
 
@@ -102,12 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Bytes and speed: float32 vs bfloat16 state, n={n:.3g}, {args.threads} threads, median of "
              f"{args.rounds} interleaved rounds ({result['date']}, SIMD {fusedoptim.simd_level()})", "",
              "| optimizer | bytes/elem fp32 -> bf16 state | predicted by bytes | floor loop fp32 | floor loop bf16 "
-             "| floor speed-up | fusedoptim fp32 | fusedoptim bf16 state | fusedoptim speed-up |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| floor speed-up | fusedoptim fp32 | fusedoptim bf16 state | fusedoptim speed-up (prefetch "
+             f"{'on' if fusedoptim._core.prefetch() else 'off'}, this CPU's default) | prefetch off | prefetch on |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['optimizer']} | {r['bytes_f32']} -> {r['bytes_bf16']} | {r['predicted']:.2f}x | "
                      f"{r['floor_f32_ms']:.2f} ms | {r['floor_bf16_ms']:.2f} ms | {r['floor_speedup']:.2f}x | "
-                     f"{r['fused_f32_ms']:.2f} ms | {r['fused_bf16_ms']:.2f} ms | {r['fused_speedup']:.2f}x |")
+                     f"{r['fused_f32_ms']:.2f} ms | {r['fused_bf16_ms']:.2f} ms | {r['fused_speedup']:.2f}x | "
+                     f"{r['speedup_prefetch_off']:.2f}x | {r['speedup_prefetch_on']:.2f}x |")
     table = "\n".join(lines) + "\n"
     print(table)
     os.makedirs(args.out, exist_ok=True)
@@ -139,6 +143,19 @@ def _run(args, n: int, names: list[str], lib: ctypes.CDLL) -> list[dict]:
             grads = [grad]
             opt.step(grads)  # the state and the steady-state plan
             peers[(name, "fused " + state)] = lambda opt=opt, grads=grads: opt.step(grads)
+        default = fusedoptim._core.prefetch()
+        for prefetch in (False, True):  # the plan keeps the setting it was built with
+            fusedoptim._core._set_prefetch(prefetch)
+            try:
+                param = base.copy()
+                keep.append((param, []))
+                opt = cls([param], state_dtype="bfloat16", **hyper)
+                grads = [grad]
+                opt.step(grads)
+            finally:
+                fusedoptim._core._set_prefetch(default)
+            peers[(name, f"fused bf16 prefetch {'on' if prefetch else 'off'}")] = (
+                lambda opt=opt, grads=grads: opt.step(grads))
     times: dict[tuple[str, str], list[float]] = {key: [] for key in peers}
     for key, fn in peers.items():
         fn()  # warm-up: first touch of every page
@@ -156,6 +173,9 @@ def _run(args, n: int, names: list[str], lib: ctypes.CDLL) -> list[dict]:
                      "floor_speedup": median[(name, "floor f32")] / median[(name, "floor bf16")],
                      "fused_f32_ms": median[(name, "fused f32")] * 1e3, "fused_bf16_ms": median[(name, "fused bf16")] * 1e3,
                      "fused_speedup": median[(name, "fused f32")] / median[(name, "fused bf16")],
+                     "prefetch_default": fusedoptim._core.prefetch(),
+                     "speedup_prefetch_off": median[(name, "fused f32")] / median[(name, "fused bf16 prefetch off")],
+                     "speedup_prefetch_on": median[(name, "fused f32")] / median[(name, "fused bf16 prefetch on")],
                      "samples_s": {" ".join(key): t for key, t in times.items() if key[0] == name}})
     return rows
 

@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+import fusedoptim
 from fusedoptim.bench import main
 from fusedoptim.bench.cases import RESNET50_PARAMETERS, make_plan, resnet50_shapes
 from fusedoptim.bench.timing import Timed, measure, paired_ratio
@@ -191,6 +192,9 @@ def test_precision_script_times_every_mode(tmp_path):
                          ("adam", "fp32 params + bf16 state, stochastic"): 20,
                          ("sgd", "bf16 params + fp32 master, stochastic"): 20})
     assert all(found[key] == value for key, value in expected.items())
+    # The write-only 16-bit parameter beside a master costs a write-allocate read of 2 bytes more.
+    traffic = {(r["optimizer"], r["mode"]): r["traffic_per_element"] for r in rows}
+    assert all(traffic[key] == value + (0 if key[1].startswith("fp32") else 2) for key, value in expected.items())
     assert all(r["median_step_s"] > 0 for r in rows)
     assert "| optimizer | n | threads | mode |" in (tmp_path / "precision.md").read_text()
     try:
@@ -218,7 +222,7 @@ def test_grain_script_times_both_policies(tmp_path):
 
 def test_byte_floor_script_compares_floor_loops_and_kernels(tmp_path):
     """benchmarks/byte_floor.py (issue 9: what fewer bytes can buy here) times the memory-floor loops and the
-    fused steps, float32 and bfloat16 state, and reports the three ratios."""
+    fused steps, float32 and bfloat16 state (the latter with prefetching off and on too), and reports the ratios."""
     import shutil
 
     if shutil.which("g++") is None and shutil.which("c++") is None:
@@ -229,3 +233,5 @@ def test_byte_floor_script_compares_floor_loops_and_kernels(tmp_path):
     rows = json.loads((tmp_path / "byte_floor.json").read_text())["rows"]
     assert [(r["optimizer"], r["bytes_f32"], r["bytes_bf16"]) for r in rows] == [("sgd", 20, 16), ("adam", 28, 20)]
     assert all(r["floor_speedup"] > 0 and r["fused_speedup"] > 0 for r in rows)
+    assert all(r["speedup_prefetch_off"] > 0 and r["speedup_prefetch_on"] > 0 for r in rows)
+    assert all(r["prefetch_default"] is fusedoptim._core.prefetch() for r in rows)
