@@ -191,6 +191,40 @@ def test_bad_params_rejected_at_construction(info):
 # --- the functional API ------------------------------------------------------------------------------------
 
 
+def _16bit_dtypes():
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return dtypes
+    return dtypes + [np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+@pytest.mark.parametrize("info", OPTIMIZERS, ids=lambda i: i.name)
+def test_functional_refuses_16bit_params(info, low):
+    """The kernels read float32 or float64 parameters (the classes keep float32 masters for 16-bit ones). A
+    16-bit array used to pass the first list's dtype check and be read as float64, out of its bounds."""
+    params = [p.astype(low) for p in _params()]
+    grads = [np.ones_like(p) for p in params]
+    before = [p.copy() for p in params]
+    state = info.init_state(params, info.option_sets[0])
+    with pytest.raises(TypeError, match=re.escape(f"params[0] has dtype {low}; fusedoptim's functional kernels")):
+        info.functional_step(functional, params, grads, state, 1, info.option_sets[0])
+    assert all(np.array_equal(a, b) for a, b in zip(params, before))
+
+
+@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+def test_clipping_refuses_16bit_gradients(low):
+    grads = [np.full(4, 3.0, low), np.full(3, 3.0, np.float32)]
+    before = [g.copy() for g in grads]
+    with pytest.raises(TypeError, match=re.escape(f"grads[0] has dtype {low}")):
+        fusedoptim.clip_grad_norm_(grads, 1.0)
+    with pytest.raises(TypeError, match=re.escape(f"grads[0] has dtype {low}")):
+        fusedoptim.clip_grad_value_(grads, 1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(grads, before))
+
+
 def test_functional_checks_state_lists_and_steps():
     params = _params()
     grads = _grads(params)

@@ -51,6 +51,64 @@ def test_total_norm_is_bitwise_the_same_for_any_thread_count_and_simd_level(norm
     assert len(results) == 1
 
 
+def _16bit_dtypes():
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return dtypes
+    return dtypes + [np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
+def test_16bit_norm_is_the_norm_of_the_float32_copy(norm_type, low):
+    """get_total_norm (and the non-finite guard) read float16 and bfloat16 arrays in the kernel, converting
+    each reduce block on the stack: bit for bit the norm of their float32 copies, at every SIMD level and thread
+    count, mixed with float32 and float64 arrays in one list; sizes cover partial blocks and lane tails."""
+    rng = np.random.default_rng(5)
+    sizes = [3, 100003, 17, 4096, 4097, 5000, 1]
+    low_grads = [(10 * rng.standard_normal(n)).astype(low) for n in sizes]
+    others = [rng.standard_normal(9).astype(np.float32), rng.standard_normal(4).astype(np.float64)]
+    previous = _core.requested_num_threads(), _core.get_parallel_grain(), _core.simd_level()
+    try:
+        for level in _core.supported_simd_levels():
+            _core.set_simd_level(level)
+            for threads, grain in [(1, 32768), (2, 1), (2, 5000)]:
+                _core.set_num_threads(threads)
+                _core.set_parallel_grain(grain)
+                mixed = low_grads[:3] + others + low_grads[3:]
+                copies = [g.astype(np.float32) if g.dtype == low else g for g in mixed]
+                assert fusedoptim.get_total_norm(mixed, norm_type) == fusedoptim.get_total_norm(copies, norm_type)
+    finally:
+        _core.set_num_threads(previous[0])
+        _core.set_parallel_grain(previous[1])
+        _core.set_simd_level(previous[2])
+    for bad in (np.nan, np.inf, -np.inf):
+        grads = [g.copy() for g in low_grads]
+        grads[1][4099] = bad
+        assert not np.isfinite(fusedoptim.get_total_norm(grads, norm_type))
+
+
+@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+def test_guard_over_16bit_gradients_skips_and_applies(low):
+    """The non-finite guard over 16-bit gradients (GradScaler's) is the kernel's norm: an inf or NaN anywhere
+    skips the step with nothing changed, finite gradients step; last_grad_norm is the float32 copies' norm."""
+    rng = np.random.default_rng(2)
+    params = [rng.standard_normal(n).astype(low) for n in (5000, 7)]
+    opt = fusedoptim.Adam(params, lr=1e-3)
+    grads = [rng.standard_normal(p.shape).astype(low) for p in params]
+    assert opt.step(grads, skip_if_nonfinite=True)
+    assert opt.last_grad_norm == fusedoptim.get_total_norm([g.astype(np.float32) for g in grads])
+    before = [p.copy() for p in params], {k: v.copy() for k, v in opt.state[params[0]].items() if hasattr(v, "copy")}
+    grads[0][4321] = np.inf
+    assert not opt.step(grads, skip_if_nonfinite=True)
+    assert opt.skipped_steps == 1 and not np.isfinite(opt.last_grad_norm)
+    assert all(np.array_equal(a, b) for a, b in zip(params, before[0]))
+    state = opt.state[params[0]]
+    assert all(np.array_equal(state[k], v) for k, v in before[1].items())
+
+
 def test_nonfinite_gradients_give_a_nonfinite_norm():
     for bad in (np.nan, np.inf, -np.inf):
         grads = _grads()

@@ -78,8 +78,9 @@ std::string overlap_message(const Interval& a, const Interval& b) {
 }
 
 // Checks entry i of list `list`: an ndarray, C-contiguous, aligned, writeable if `written`; a parameter
-// (`param` null) of float32/float64; anything else of the parameter's dtype (`param_dtype`) and shape, or, with
-// `low_ok` and a float32 parameter, float16 or bfloat16 storage (mixed-precision state). Returns its dtype.
+// (`param` null) of float32/float64 (or, with `low_ok`, float16/bfloat16: the norms' read-only list); anything
+// else of the parameter's dtype (`param_dtype`) and shape, or, with `low_ok` and a float32 parameter, float16
+// or bfloat16 storage (mixed-precision state). Returns its dtype.
 DType check_entry(const char* list, bool written, size_t i, py::handle item, const py::array* param,
                   DType param_dtype, const char* param_list, bool low_ok = false) {
     if (!py::isinstance<py::array>(item)) {
@@ -91,6 +92,12 @@ DType check_entry(const char* list, bool written, size_t i, py::handle item, con
         if (dt == DType::other) {
             throw py::type_error(entry_name(list, i) + " has dtype " + describe_dtype(a) +
                                  "; fusedoptim updates float32 and float64 arrays (native byte order)");
+        }
+        if (is_16bit(dt) && !low_ok) {
+            // The optimizer classes keep float32 masters for these; a kernel would read them as float64.
+            throw py::type_error(entry_name(list, i) + " has dtype " + describe_dtype(a) +
+                                 "; fusedoptim's functional kernels and clipping take float32 and float64 arrays "
+                                 "(for float16 or bfloat16 parameters use the optimizer classes, which keep float32 master weights)");
         }
     } else {
         if (dt != param_dtype && !(low_ok && param_dtype == DType::f32 && is_16bit(dt))) {
@@ -274,7 +281,7 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
                 out.arrays.push_back(model);
             } else {
                 dt = check_entry(arg.name, arg.written, i, item, param, l == 0 ? DType::other : dtypes[i],
-                                 lists[0].name, mixed && l >= 2);
+                                 lists[0].name, l == 0 ? arg.low_ok && !arg.written && lists.size() == 1 : mixed && l >= 2);
             }
             if (l == 0) dtypes[i] = dt;
             rp.kinds[l] = dt;
@@ -311,7 +318,7 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
             if (a) out.arrays.push_back(a);
         }
         if (size == 0) continue;
-        if (dtypes[i] == DType::f32) {
+        if (dtypes[i] == DType::f32 || is_16bit(dtypes[i])) {
             append(out.f32, rows[i], i, size, row_precision[i]);
         } else {
             append(out.f64, rows[i], i, size, row_precision[i]);

@@ -29,11 +29,14 @@ namespace py = pybind11;
 
 // One list argument of a kernel call: a list or tuple of arrays. A list the call's mode does not use
 // (`used == false`) is ignored, whatever it holds. The first list is always `params`, the second `grads`.
+// `low_ok` (the first list of a read-only call only: the norms) also takes float16 and bfloat16 arrays, which
+// become float32 tensors read through their 16-bit slot 0 (TensorRef::low).
 struct BufferList {
     const char* name;
     py::handle list;
     bool written;
     bool used = true;
+    bool low_ok = false;
 };
 
 template <class T>

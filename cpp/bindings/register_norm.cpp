@@ -29,8 +29,8 @@ void run_part(TensorsOf<T>& part, norm::Kind kind, double p, std::vector<double>
 void register_norm(py::module_& m) {
     m.def(
         "total_norm",
-        [](py::object grads, double norm_type) {
-            Gathered g = gather({{"grads", grads, false}}, std::nullopt);
+        [](py::object grads, double norm_type, bool allow_16bit) {
+            Gathered g = gather({{"grads", grads, false, true, allow_16bit}}, std::nullopt);
             const bool is_inf = std::isinf(norm_type) && norm_type > 0;
             if (!(norm_type > 0.0)) throw py::value_error("Invalid norm_type: " + std::string(py::repr(py::float_(norm_type))));
             const norm::Kind kind = is_inf              ? norm::Kind::max_abs
@@ -49,9 +49,9 @@ void register_norm(py::module_& m) {
                 default: return total;
             }
         },
-        py::arg("grads"), py::arg("norm_type"),
+        py::arg("grads"), py::arg("norm_type"), py::arg("allow_16bit") = false,
         "The norm of all arrays together, in double, deterministic for any thread count; NaN or inf when any "
-        "element is not finite.");
+        "element is not finite. allow_16bit: float16 and bfloat16 arrays too (each as its float32 copy).");
 }
 
 }  // namespace fusedoptim::bind

@@ -33,9 +33,10 @@ def get_total_norm(grads: Sequence[np.ndarray] | np.ndarray, norm_type: float = 
     r"""The p-norm of all ``grads`` together, :math:`(\sum_i \sum_j |g_{ij}|^p)^{1/p}` (max for ``inf``).
 
     Computed in double; NaN or inf when any element is not finite (that is how the non-finite guard finds them).
-    ``None`` entries are skipped.
+    ``None`` entries are skipped. float16 and bfloat16 arrays count as their float32 values (the clipping
+    functions take float32 and float64 only).
     """
-    return float(_core.total_norm(_grads_list(grads), _norm_type(norm_type)))
+    return float(_core.total_norm(_grads_list(grads), _norm_type(norm_type), True))
 
 
 def clip_grad_norm_(

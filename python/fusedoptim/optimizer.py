@@ -305,16 +305,11 @@ class Optimizer:
         """The non-finite guard and gradient clipping, after every array was checked; False: skip the step."""
         if skip_if_nonfinite or max_grad_norm is not None:
             present = [g for g in grads if g is not None]
-            if any(_precision.is_16bit(g.dtype) for g in present):
-                if max_grad_norm is not None:
-                    raise TypeError("max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
-                                    "after unscaling in float32, or use skip_if_nonfinite alone")
-                # Not fused: the norm kernels take float32/float64. One NumPy pass in float64.
-                flat = np.concatenate([g.reshape(-1).astype(np.float64) for g in present] or [np.zeros(0)])
-                with np.errstate(all="ignore"):
-                    total = float(np.linalg.norm(flat, ord=float(norm_type))) if flat.size else 0.0
-            else:
-                total = float(_core.total_norm(present, _clip._norm_type(norm_type)))
+            if max_grad_norm is not None and any(_precision.is_16bit(g.dtype) for g in present):
+                raise TypeError("max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
+                                "after unscaling in float32, or use skip_if_nonfinite alone")
+            # 16-bit gradients are read as their float32 values, in the same kernel.
+            total = float(_core.total_norm(present, _clip._norm_type(norm_type), True))
             self.last_grad_norm = total
             if skip_if_nonfinite and not math.isfinite(total):
                 self.skipped_steps += 1
