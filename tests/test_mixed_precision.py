@@ -277,6 +277,31 @@ def test_mixed_precision_optimizers_are_planned_and_grad_scale_drops_the_plan():
         assert opt._plan is None
 
 
+@pytest.mark.parametrize(("info", "options"), ALL_CASES, ids=ALL_IDS)
+def test_grad_scale_is_applied_for_every_family_and_dtype(info, options, dtype):
+    """step(grads, grad_scale=s) is the step on grads * s (computed in the parameters' dtype), bit for bit, for
+    every family, option set and dtype (the prescaled run takes the steady-state plan, the scaled one the full
+    step). float64 parameters (every family) and LAMB (both dtypes) used to ignore the scale."""
+    scale = 0.3  # not a power of two: the product is rounded, as the kernel's is
+    params = make_params(dtype, sizes=[1, 7, 1025, 5000])
+    copies = [p.copy() for p in params]
+    scaled_opt, prescaled_opt = info.cls(params, **options), info.cls(copies, **options)
+    for seed in range(3):
+        grads = make_grads(params, seed)
+        scaled_opt.step(grads, grad_scale=scale)
+        prescaled_opt.step([g * dtype(scale) for g in grads])
+        for a, b in zip(params, copies):
+            _assert_bitwise(a, b)
+    for a, b in zip(params, copies):
+        state_a, state_b = scaled_opt.state._get(a) or {}, prescaled_opt.state._get(b) or {}  # plain SGD keeps none
+        assert state_a.keys() == state_b.keys()
+        for key in state_a:
+            if isinstance(state_a[key], np.ndarray):
+                _assert_bitwise(state_a[key], state_b[key])
+            else:
+                assert state_a[key] == state_b[key]
+
+
 def test_grad_scale_equals_prescaled_gradients():
     """grad_scale is applied to the gradient as read: a power of two gives exactly the unscaled step."""
     g = np.random.default_rng(0).standard_normal(100).astype(np.float32)

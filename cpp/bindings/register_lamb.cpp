@@ -1,5 +1,8 @@
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <string>
+
 #include "buffers.hpp"
 
 namespace fusedoptim::bind {
@@ -9,12 +12,16 @@ void register_lamb(py::module_& m) {
         "lamb_prepare",
         [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
            std::vector<int64_t> steps, double lr, double beta1, double beta2, double eps, double weight_decay,
-           bool maximize, const std::optional<std::vector<int64_t>>& labels) {
+           bool maximize, const std::optional<std::vector<int64_t>>& labels, double grad_scale) {
+            if (!(grad_scale >= 0.0) || !std::isfinite(grad_scale)) {
+                throw py::value_error("Invalid grad_scale: " + std::string(py::repr(py::float_(grad_scale))));
+            }
+            // LAMB takes no 16-bit storage: `precision` only to carry a gradient scale into the tensors.
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
                                  {"exp_avgs", exp_avgs, true},
                                  {"exp_avg_sqs", exp_avg_sqs, true}},
-                                labels);
+                                labels, grad_scale == 1.0 ? py::object(py::none()) : py::object(py::make_tuple(py::none(), grad_scale)));
             const lamb::Hyper hyper{lr, beta1, beta2, eps, weight_decay};
             const lamb::Options options{weight_decay != 0.0, maximize};
             return prepare(
@@ -25,7 +32,7 @@ void register_lamb(py::module_& m) {
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),
         py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-        py::arg("maximize"), py::arg("labels") = py::none());
+        py::arg("maximize"), py::arg("labels") = py::none(), py::arg("grad_scale") = 1.0);
 }
 
 }  // namespace fusedoptim::bind

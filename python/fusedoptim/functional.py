@@ -501,10 +501,11 @@ def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
 
 
 def _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
-                  labels=None, checked=False):
+                  labels=None, checked=False, grad_scale=1.0):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, maximize, labels)
+    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps,
+                              weight_decay, maximize, labels, grad_scale)
 
 
 def lamb_(

@@ -59,5 +59,5 @@ class LAMB(Optimizer):
         step = F._lamb_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                                [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
                                eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-                               labels=indices, checked=True)
+                               labels=indices, checked=True, grad_scale=self._grad_scale)
         return step, commit

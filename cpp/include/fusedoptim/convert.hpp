@@ -230,6 +230,13 @@ struct Bf16Slot {  // a state buffer
     FUSEDOPTIM_INLINE Bf16Ref operator[](int64_t i) const { return {data + i}; }
 };
 
+template <class T>
+struct ScaledGrad {  // a native gradient multiplied by grad_scale as it is read (float64 tensors, run_elementwise)
+    const T* data;
+    T scale;
+    FUSEDOPTIM_INLINE T operator[](int64_t i) const { return data[i] * scale; }
+};
+
 struct Bf16Grad {  // a bfloat16 gradient, multiplied by grad_scale as it is read (the reference's order)
     const uint16_t* data;
     float scale;

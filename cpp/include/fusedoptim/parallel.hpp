@@ -305,13 +305,24 @@ void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
         }
         T* b[kMaxBuffers];
         for (int j = 0; j < kMaxBuffers; ++j) b[j] = t.buf[j] ? t.buf[j] + lo : nullptr;
+        const int64_t n = hi - lo;
+        if constexpr (std::is_same_v<T, double> &&
+                      std::is_invocable_v<const Update&, const C&, int64_t, T*, ScaledGrad<T>, T*, T*, T*, T*>) {
+            // float64 tensors have no 16-bit storage, only a gradient scale (GradScaler): read as scaled. (The
+            // optimizer families take any gradient type; clipping, EMA and the stream kernels get no scale.)
+            if (t.grad_scale != T(1)) {
+                const ScaledGrad<T> g{b[1], t.grad_scale};
+#pragma omp simd
+                for (int64_t i = 0; i < n; ++i) u(c, i, b[0], g, b[2], b[3], b[4], b[5]);
+                return;
+            }
+        }
         T* const p = b[0];
         const T* const g = b[1];
         T* const s0 = b[2];
         T* const s1 = b[3];
         T* const s2 = b[4];
         T* const s3 = b[5];
-        const int64_t n = hi - lo;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) u(c, i, p, g, s0, s1, s2, s3);
     }, kWorkOf<Update, T>);

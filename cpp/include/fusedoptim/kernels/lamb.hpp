@@ -61,9 +61,11 @@ FUSEDOPTIM_INLINE T direction(const Coeffs<T>& c, T p, T m, T v) {
 }
 
 template <class T, bool WeightDecay>
-FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, Negate<T> negate, int64_t i, const T* p, const T* grad, T* exp_avg,
-                               T* exp_avg_sq, double& p_sq, double& u_sq) {
-    const T g = negate(grad[i]);  // maximize
+FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, Negate<T> negate, T grad_scale, int64_t i, const T* p,
+                               const T* grad, T* exp_avg, T* exp_avg_sq, double& p_sq, double& u_sq) {
+    // The reference scales first (g.astype(T) * grad_scale), then negates: the same bits (a sign flip commutes
+    // with a multiplication); a scale of 1 changes none.
+    const T g = negate(grad[i] * grad_scale);  // maximize
     const T m = c.one_minus_beta1 * g + c.beta1 * exp_avg[i];      // update_moment(g, m, b1, 1)
     const T v = c.one_minus_beta2 * (g * g) + c.beta2 * exp_avg_sq[i];  // update_moment_per_elem_norm(g, v, b2, 2)
     exp_avg[i] = m;
@@ -92,6 +94,7 @@ void run_variant(const BatchOf<T>& batch) {
             alignas(64) double p_acc[kLanes] = {}, u_acc[kLanes] = {};
             const T* const p = t.buf[0];
             const T* const g = t.buf[1];
+            const T grad_scale = t.grad_scale;  // GradScaler's unscaling
             T* const m = t.buf[2];
             T* const v = t.buf[3];
             int64_t i = lo;
@@ -100,11 +103,11 @@ void run_variant(const BatchOf<T>& batch) {
             for (; i + kLanes <= hi; i += kLanes) {
 #pragma omp simd
                 for (int j = 0; j < kLanes; ++j) {
-                    moments<T, WeightDecay>(c, negate, i + j, p, g, m, v, p_acc[j], u_acc[j]);
+                    moments<T, WeightDecay>(c, negate, grad_scale, i + j, p, g, m, v, p_acc[j], u_acc[j]);
                 }
             }
             for (int j = 0; i < hi; ++i, ++j) {
-                moments<T, WeightDecay>(c, negate, i, p, g, m, v, p_acc[j], u_acc[j]);
+                moments<T, WeightDecay>(c, negate, grad_scale, i, p, g, m, v, p_acc[j], u_acc[j]);
             }
             partial[0] = partial[1] = 0.0;
             for (int j = 0; j < kLanes; ++j) {
