@@ -266,15 +266,17 @@ def test_bfloat16_without_ml_dtypes_raises_clearly(monkeypatch):
         fusedoptim.Adam([np.zeros(3, np.float32)], state_dtype="bfloat16")
 
 
-def test_mixed_precision_optimizers_are_planned_and_grad_scale_drops_the_plan():
-    """The steady state applies to 16-bit parameters and state too (tests/test_plan.py checks it against the
-    full step); a step with a gradient scale is always a full one."""
+def test_mixed_precision_optimizers_are_planned_with_and_without_grad_scale():
+    """The steady state applies to 16-bit parameters and state too, and to scaled steps (GradScaler's):
+    tests/test_plan.py checks it against the full step."""
     for w, grad in [(np.zeros(8, np.float32), np.ones(8, np.float32)), (np.zeros(8, np.float16), np.ones(8, np.float16))]:
         opt = fusedoptim.Adam([w])
         opt.step([grad])
-        assert opt._plan is not None
+        plan = opt._plan
+        assert plan is not None
         opt.step([grad], grad_scale=0.5)
-        assert opt._plan is None
+        opt.step([grad], grad_scale=0.5, skip_if_nonfinite=True)
+        assert opt._plan is plan
 
 
 @pytest.mark.parametrize(("info", "options"), ALL_CASES, ids=ALL_IDS)

@@ -262,11 +262,11 @@ def test_mixed_precision_plan_matches_the_full_step(info, mode):
     full_params = [p.astype(dtype) for p in _params()]
     options = dict(info.option_sets[-1], state_dtype=state_dtype, rounding=rounding)
     fast, full = info.cls(fast_params, **options), info.cls(full_params, **options)
-    for t in range(1, 6):
+    for t, scale in enumerate([1.0, 0.5, 0.3, 1.0, 2.0**-4], 1):  # GradScaler's steps are planned too
         grads = [(g * 0.25).astype(dtype) for g in make_grads(_params(), seed=t)]
         full._plan = None
-        fast.step([g.copy() for g in grads])
-        full.step([g.copy() for g in grads])
+        fast.step([g.copy() for g in grads], grad_scale=scale)
+        full.step([g.copy() for g in grads], grad_scale=scale)
         assert fast._plan is not None
         for p, q in zip(fast_params, full_params):
             np.testing.assert_array_equal(_bits(p), _bits(q))
@@ -282,6 +282,35 @@ def test_mixed_precision_plan_matches_the_full_step(info, mode):
         fast.step(wrong)
     for p, b in zip(fast_params, before):
         np.testing.assert_array_equal(_bits(p), b)
+
+
+@pytest.mark.parametrize("info", PLANNED, ids=lambda i: i.name)
+def test_plan_applies_each_steps_grad_scale(info, dtype):
+    """A scaled step (GradScaler's: grad_scale with the non-finite guard) takes the plan, whether the plan was
+    made from a scaled step or not, and each step's scale is the one applied: the same bits as the full step,
+    also when a scale of 1 follows (the float32 loop then runs unstaged again) and when the guard skips."""
+    fast_params, full_params = _params(dtype), _params(dtype)
+    options = info.option_sets[-1]
+    fast, full = info.cls(fast_params, **options), info.cls(full_params, **options)
+    for t, scale in enumerate([0.3, 1.0, 0.3, 2.0**-10, 1.0, 0.7], 1):
+        grads = make_grads(fast_params, seed=t)
+        if t == 4:
+            grads[2][5] = np.inf  # skipped by the guard, on both
+        full._plan = None
+        guard = t % 2 == 0
+        a = fast.step([g.copy() for g in grads], grad_scale=scale, skip_if_nonfinite=guard)
+        b = full.step([g.copy() for g in grads], grad_scale=scale, skip_if_nonfinite=guard)
+        assert a == b == (t != 4)
+        assert fast._plan is not None
+        for p, q in zip(fast_params, full_params):
+            np.testing.assert_array_equal(p, q)
+        sa, sb = fast.state_dict()["state"], full.state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            for key, v in sa[k].items():
+                np.testing.assert_array_equal(v, sb[k][key], err_msg=f"state[{k}][{key!r}]")
+    with pytest.raises(ValueError, match=re.escape("Invalid grad_scale: -1.0")):
+        fast.step(make_grads(fast_params, seed=9), grad_scale=-1.0)
 
 
 def test_nadam_plan_carries_the_momentum_product_and_honours_edits():

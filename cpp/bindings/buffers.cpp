@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -430,9 +431,12 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
     return true;
 }
 
-bool StepPlan::bind(py::handle param_groups, py::handle grads) {
+bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale) {
     bound_ = false;
     bound_grads_.clear();
+    if (!(grad_scale >= 0.0) || !std::isfinite(grad_scale)) {
+        throw py::value_error("Invalid grad_scale: " + std::string(py::repr(py::float_(grad_scale))));
+    }
     if (!unchanged(param_groups, grads)) return false;
     for (size_t i = 0; i < counters_.size(); ++i) {
         PyObject* const step = PyDict_GetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr());
@@ -488,7 +492,10 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads) {
             }
         }
         const StepNumbers numbers{step.counts_steps_ ? step_numbers_.data() + starts_[s] : nullptr, true};
-        for (const auto& part : step.parts_) part->recompute(numbers);
+        for (const auto& part : step.parts_) {
+            part->recompute(numbers);
+            part->set_grad_scale(grad_scale);
+        }
         if (step.stochastic_) {
             for (const auto& part : step.parts_) part->set_rounding_steps(step_numbers_.data() + starts_[s]);
         }
@@ -537,7 +544,7 @@ void register_prepared_step(py::module_& m) {
                          "Prepared steps re-run with new gradients and step numbers (an optimizer's steady state).")
         .def(py::init<const std::vector<py::object>&, py::list, py::list, py::list>(), py::arg("steps"),
              py::arg("groups"), py::arg("entries"), py::arg("counters"))
-        .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"))
+        .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"), py::arg("grad_scale") = 1.0)
         .def("run", &StepPlan::run)
         .def(
             "step",

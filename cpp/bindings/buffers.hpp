@@ -133,6 +133,7 @@ public:
         virtual void set_grad(size_t index, const void* grad) = 0;
         virtual void recompute(const StepNumbers& steps) = 0;
         virtual void set_rounding_steps(const int64_t* steps) = 0;  // by position (set_round_keys)
+        virtual void set_grad_scale(double scale) = 0;              // every tensor's (a StepPlan's re-run)
     };
     // Where position i's tensor is: part 0 (float32) or 1 (float64) at `index`, or part -1 (an empty array).
     struct Slot {
@@ -199,8 +200,9 @@ public:
     // parameter in order, or empty for families that count no steps.
     StepPlan(const std::vector<py::object>& steps, py::list groups, py::list entries, py::list counters);
     // False if the plan no longer applies (see above) or a gradient is None; else validates every gradient (one
-    // per parameter, in order, in a list), raising like a prepare, and binds them for run().
-    bool bind(py::handle param_groups, py::handle grads);
+    // per parameter, in order, in a list), raising like a prepare, and binds them for run(), each to be read
+    // multiplied by grad_scale (GradScaler's unscaling; ValueError unless finite and >= 0).
+    bool bind(py::handle param_groups, py::handle grads, double grad_scale = 1.0);
     // Runs the bound step once, without the GIL, then advances the step counters.
     void run();
 
@@ -255,6 +257,17 @@ public:
     }
 
     void set_rounding_steps(const int64_t* steps) override { set_round_keys(tensors_, steps); }
+
+    // As gather sets it for a call with this scale: a float32 tensor stages when it has 16-bit storage or a
+    // scale (float64 tensors and LAMB read the scale in their own loops).
+    void set_grad_scale(double scale) override {
+        for (TensorRef<T>& t : tensors_.tensors) {
+            t.grad_scale = static_cast<T>(scale);
+            bool low = t.model != nullptr;
+            for (int j = 0; j < kMaxBuffers; ++j) low = low || t.kind[j] != Storage::native;
+            t.staged = low || scale != 1.0;
+        }
+    }
 
 private:
     TensorsOf<T> tensors_;

@@ -263,11 +263,9 @@ class Optimizer:
         if max_grad_norm is not None:
             max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
         grad_scale = check_nonnegative("grad_scale", "grad_scale", grad_scale)
-        if grad_scale != 1.0:
-            self._plan = None  # a plan re-runs its steps unscaled
         self._grad_scale = grad_scale
         plan = self._plan
-        if plan is not None and plan.bind(self.param_groups, grads):
+        if plan is not None and plan.bind(self.param_groups, grads, grad_scale):
             if not self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type):
                 return False
             plan.run()
@@ -295,7 +293,7 @@ class Optimizer:
         _core.run_steps(prepared)
         for commit in commits:
             commit()
-        if prepared and grad_scale == 1.0 and len(prepared) == sum(1 for g in self.param_groups if g["params"]):
+        if prepared and len(prepared) == sum(1 for g in self.param_groups if g["params"]):
             if all(g is not None for g in grads):
                 self._plan = _make_plan(self, prepared)
         return True
