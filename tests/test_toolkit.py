@@ -415,3 +415,80 @@ def test_a_training_loop_with_everything_resumes_bit_for_bit(tmp_path):
     for a, b in zip(straight[3].averages, resumed[3].averages):
         np.testing.assert_array_equal(a, b, strict=True)
     assert straight[2].get_last_lr() == resumed[2].get_last_lr()
+
+
+# --- misuse found by review (2026-12-03): each refused with nothing changed -------------------------------
+
+
+def test_grad_scaler_refuses_max_grad_norm():
+    """The optimizer would clip the still-scaled gradients by a threshold meant for unscaled ones (an update
+    `scale` times too small, and the caller's gradients rescaled in place)."""
+    w = np.ones(4, np.float32)
+    opt, scaler = fusedoptim.SGD([w], lr=1.0), fusedoptim.GradScaler(init_scale=1024.0)
+    g = np.full(4, 102.4, np.float32)
+    with pytest.raises(TypeError, match="GradScaler.step does not clip"):
+        scaler.step(opt, [g], max_grad_norm=1.0)
+    assert np.all(w == 1) and np.all(g == np.float32(102.4))
+
+
+def test_ema_checks_before_writing():
+    a, b = np.ones(3, np.float32), np.ones(2, np.float32)
+    ema = fusedoptim.EMA([a, b])
+    target = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="Expected 2 params"):
+        ema.copy_to([target])
+    assert np.all(target == 0)
+    with pytest.raises(ValueError, match=re.escape("params[1] must be a writeable numpy.ndarray of shape (2,)")):
+        ema.copy_to([target, np.zeros(5, np.float32)])
+    assert np.all(target == 0)
+    for bad in ({"decay": 0.9, "num_updates": "x", "averages": [np.full(3, 7, np.float32), np.ones(2, np.float32)]},
+                {"decay": 0.9, "num_updates": 1, "averages": [np.full(3, 7, np.float32), np.ones(2, np.complex64)]}):
+        with pytest.raises((ValueError, TypeError)):
+            ema.load_state_dict(bad)
+        assert np.all(ema.averages[0] == 1) and ema.num_updates == 0 and ema.decay == 0.999
+    for bad_param, error in ((np.ones(3, np.float16), TypeError), (np.arange(3), TypeError),
+                             (np.ones((3, 3), np.float32).T, ValueError), ([1.0], TypeError)):
+        with pytest.raises(error, match=re.escape("params[0]")):
+            fusedoptim.EMA([bad_param])
+
+
+def test_load_checks_params_are_writeable_before_changing_the_optimizer(tmp_path):
+    p = np.ones(3, np.float32)
+    opt = fusedoptim.Adam([p], lr=0.1)
+    opt.step([np.ones(3, np.float32)])
+    fusedoptim.save(tmp_path / "c.npz", optimizer=opt, params=[p])
+    q = np.zeros(3, np.float32)
+    other = fusedoptim.Adam([q], lr=0.5)
+    read_only = q.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="is read-only"):
+        fusedoptim.load(tmp_path / "c.npz", optimizer=other, params=[read_only])
+    assert other.param_groups[0]["lr"] == 0.5 and not other.state
+
+
+def test_state_dtype_given_as_a_dtype_is_kept_by_name_and_checkpoints(tmp_path):
+    w = np.ones(3, np.float32)
+    opt = fusedoptim.Adam([w], state_dtype=np.float16)
+    opt.step([np.ones(3, np.float32)])
+    assert opt.param_groups[0]["state_dtype"] == "float16"
+    fusedoptim.save(tmp_path / "c.npz", optimizer=opt)
+    again = fusedoptim.Adam([np.ones(3, np.float32)], state_dtype="float16")
+    fusedoptim.load(tmp_path / "c.npz", optimizer=again)
+    assert again.state[0]["exp_avg"].dtype == np.float16
+
+
+def test_nadam_refuses_a_nonfinite_mu_product():
+    p, g = np.ones(3, np.float32), np.ones(3, np.float32)
+    m, v = np.zeros(3, np.float32), np.zeros(3, np.float32)
+    for bad, error in ((float("nan"), ValueError), (float("inf"), ValueError), (True, TypeError), ("a", TypeError)):
+        with pytest.raises(error, match=re.escape("mu_products[0]")):
+            fusedoptim.functional.nadam_([p], [g], [m], [v], [bad], [1], lr=0.1)
+        assert np.all(p == 1) and np.all(m == 0)
+    opt = fusedoptim.NAdam([p])
+    opt.step([g])
+    opt.step([g])
+    opt.state[0]["mu_product"] = float("nan")
+    before = p.copy()
+    with pytest.raises(ValueError, match=re.escape("Invalid mu_products[0]: nan")):
+        opt.step([g])
+    assert np.array_equal(p, before)

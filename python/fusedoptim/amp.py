@@ -83,6 +83,11 @@ class GradScaler:
             return optimizer.step(grads, **kwargs)
         if "grad_scale" in kwargs or "skip_if_nonfinite" in kwargs:
             raise TypeError("GradScaler.step sets grad_scale and skip_if_nonfinite itself")
+        if kwargs.get("max_grad_norm") is not None:
+            # The optimizer would clip the scaled gradients, by a threshold meant for unscaled ones.
+            raise TypeError("GradScaler.step does not clip: max_grad_norm would apply to the scaled gradients; "
+                            "unscale them (multiply by 1 / scaler.get_scale()) and clip before a plain "
+                            "optimizer step instead")
         skipped_before = optimizer.skipped_steps
         applied = optimizer.step(grads, skip_if_nonfinite=True, grad_scale=1.0 / self._scale, **kwargs)
         found_inf = not applied and optimizer.skipped_steps > skipped_before

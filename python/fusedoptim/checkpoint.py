@@ -160,6 +160,8 @@ def load(
                 raise ValueError(
                     f"checkpoint parameter {name!r} is {s.dtype}{list(s.shape)}, the array is {t.dtype}{list(t.shape)}"
                 )
+            if not t.flags.writeable:  # checked before the optimizer's state is replaced
+                raise ValueError(f"parameter {name!r} is read-only; load writes the saved values into it")
     before = optimizer.state_dict() if optimizer is not None else None
     if optimizer is not None:
         optimizer.load_state_dict(parts["optimizer"], strict=strict)

@@ -13,6 +13,7 @@ names on every call, which costs more than a small step's arithmetic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Optional
 
@@ -369,6 +370,11 @@ def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, 
         check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
     if not isinstance(mu_products, list):
         raise TypeError(f"mu_products must be a list of floats, got {type(mu_products).__name__}")
+    for i, mu in enumerate(mu_products):  # a NaN or inf product would reach the parameters unnoticed
+        if isinstance(mu, bool) or not isinstance(mu, (int, float, np.floating, np.integer)):
+            raise TypeError(f"mu_products[{i}] must be a real number, got {mu!r}")
+        if not math.isfinite(mu):
+            raise ValueError(f"Invalid mu_products[{i}]: {mu}")
     return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels, precision)
 
 

@@ -429,6 +429,9 @@ class Optimizer:
             if state_dtype is None and not any(p.dtype == bf16 for p in group["params"]):
                 raise ValueError("rounding='stochastic' has nothing to round: this group has no bfloat16 "
                                  "parameters and no state_dtype='bfloat16'")
+        if state_dtype is not None and not isinstance(group["state_dtype"], str):
+            # Kept by name (a dtype given here would not survive state_dict, fusedoptim.save or a comparison).
+            group["state_dtype"] = str(state_dtype)
 
     @staticmethod
     def _state_dtype_for(group: Mapping[str, Any], p: np.ndarray) -> np.dtype:
