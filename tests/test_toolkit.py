@@ -492,3 +492,23 @@ def test_nadam_refuses_a_nonfinite_mu_product():
     with pytest.raises(ValueError, match=re.escape("Invalid mu_products[0]: nan")):
         opt.step([g])
     assert np.array_equal(p, before)
+
+
+def test_arrays_appended_to_a_group_are_checked_like_the_constructors():
+    """param_groups may be edited between steps; an appended array is checked as the constructor would (its
+    type and dtype, and the group's precision options), before anything is written."""
+    w = np.ones(4, np.float32)
+    opt = fusedoptim.SGD([w], lr=0.1)
+    opt.step([np.ones(4, np.float32)])
+    opt.param_groups[0]["params"].append(np.ma.array([1.0, 2.0], mask=[0, 1], dtype=np.float32))
+    with pytest.raises(TypeError, match="is a masked array"):
+        opt.step([np.ones(4, np.float32), np.ones(2, np.float32)])
+    assert np.all(w == np.float32(0.9))
+    opt.param_groups[0]["params"][1] = np.ones(2, np.float32)
+    opt.step([np.ones(4, np.float32), np.ones(2, np.float32)])
+    adam = fusedoptim.Adam([np.ones(3, np.float64)])
+    adam.step([np.ones(3)])
+    adam.param_groups[0]["params"].append(np.ones(2, np.float16))
+    adam.param_groups[0]["state_dtype"] = "float16"
+    with pytest.raises(TypeError, match="needs float32 or 16-bit parameters"):
+        adam.step([np.ones(3), np.ones(2, np.float16)])

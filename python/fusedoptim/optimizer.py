@@ -319,9 +319,16 @@ class Optimizer:
         return True
 
     def _check_group_if_changed(self, group: dict[str, Any]) -> None:
-        """Hyperparameters are checked again only when a group has changed since it was last checked."""
-        snapshot = [(k, _frozen(v)) for k, v in group.items() if k != "params"]
+        """Hyperparameters are checked again only when a group has changed since it was last checked, and so are
+        its parameters (each as the constructor checks it, and their precision) when its params list changed."""
+        params = group["params"]
+        members = tuple((id(p), getattr(p, "dtype", None)) for p in params) if isinstance(params, list) else None
+        snapshot = [(k, _frozen(v)) for k, v in group.items() if k != "params"] + [("params", members)]
         if self._checked_groups.get(id(group)) != snapshot:
+            if not isinstance(params, list):
+                raise TypeError(f"param_groups' 'params' must stay a list, got {type(params).__name__}")
+            for p in params:
+                _check_param("a parameter of param_groups", p)
             self._check_group(group)
             self._check_precision(group)
             self._checked_groups[id(group)] = snapshot
