@@ -384,6 +384,16 @@ ALL_IDS = [i for info in OPTIMIZERS for i in info.ids()]
 SIZES = [0, 1, 3, 7, 8, 15, 16, 17, 1023, 1024, 1025, 100003]
 
 
+def low_precision_dtypes():
+    """float16, and bfloat16 where ml_dtypes is installed."""
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return dtypes
+    return dtypes + [np.dtype(ml_dtypes.bfloat16)]
+
+
 def make_params(dtype, seed=0, sizes=SIZES, misaligned=True):
     """One array per size, plus (optionally) a view that starts one element into its buffer."""
     rng = np.random.default_rng(seed)

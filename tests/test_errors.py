@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from registry import OPTIMIZERS, OptimInfo
+from registry import OPTIMIZERS, OptimInfo, low_precision_dtypes
 
 import fusedoptim
 from fusedoptim import functional
@@ -191,16 +191,7 @@ def test_bad_params_rejected_at_construction(info):
 # --- the functional API ------------------------------------------------------------------------------------
 
 
-def _16bit_dtypes():
-    dtypes = [np.dtype(np.float16)]
-    try:
-        import ml_dtypes
-    except ImportError:
-        return dtypes
-    return dtypes + [np.dtype(ml_dtypes.bfloat16)]
-
-
-@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+@pytest.mark.parametrize("low", low_precision_dtypes(), ids=str)
 @pytest.mark.parametrize("info", OPTIMIZERS, ids=lambda i: i.name)
 def test_functional_refuses_16bit_params(info, low):
     """The kernels read float32 or float64 parameters (the classes keep float32 masters for 16-bit ones). A
@@ -214,7 +205,7 @@ def test_functional_refuses_16bit_params(info, low):
     assert all(np.array_equal(a, b) for a, b in zip(params, before))
 
 
-@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+@pytest.mark.parametrize("low", low_precision_dtypes(), ids=str)
 def test_clipping_refuses_16bit_gradients(low):
     grads = [np.full(4, 3.0, low), np.full(3, 3.0, np.float32)]
     before = [g.copy() for g in grads]

@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from registry import make_grads, make_params
+from registry import low_precision_dtypes, make_grads, make_params
 
 import fusedoptim
 from fusedoptim import _core
@@ -51,16 +51,7 @@ def test_total_norm_is_bitwise_the_same_for_any_thread_count_and_simd_level(norm
     assert len(results) == 1
 
 
-def _16bit_dtypes():
-    dtypes = [np.dtype(np.float16)]
-    try:
-        import ml_dtypes
-    except ImportError:
-        return dtypes
-    return dtypes + [np.dtype(ml_dtypes.bfloat16)]
-
-
-@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+@pytest.mark.parametrize("low", low_precision_dtypes(), ids=str)
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
 def test_16bit_norm_is_the_norm_of_the_float32_copy(norm_type, low):
     """get_total_norm (and the non-finite guard) read float16 and bfloat16 arrays in the kernel, converting
@@ -90,7 +81,7 @@ def test_16bit_norm_is_the_norm_of_the_float32_copy(norm_type, low):
         assert not np.isfinite(fusedoptim.get_total_norm(grads, norm_type))
 
 
-@pytest.mark.parametrize("low", _16bit_dtypes(), ids=str)
+@pytest.mark.parametrize("low", low_precision_dtypes(), ids=str)
 def test_guard_over_16bit_gradients_skips_and_applies(low):
     """The non-finite guard over 16-bit gradients (GradScaler's) is the kernel's norm: an inf or NaN anywhere
     skips the step with nothing changed, finite gradients step; last_grad_norm is the float32 copies' norm."""
