@@ -431,12 +431,16 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
     return true;
 }
 
-bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale) {
-    bound_ = false;
-    bound_grads_.clear();
+void check_grad_scale(double grad_scale) {
     if (!(grad_scale >= 0.0) || !std::isfinite(grad_scale)) {
         throw py::value_error("Invalid grad_scale: " + std::string(py::repr(py::float_(grad_scale))));
     }
+}
+
+bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale) {
+    bound_ = false;
+    bound_grads_.clear();
+    check_grad_scale(grad_scale);
     if (!unchanged(param_groups, grads)) return false;
     for (size_t i = 0; i < counters_.size(); ++i) {
         PyObject* const step = PyDict_GetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr());

@@ -100,6 +100,9 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
 // Raises ValueError unless `values` has one entry per parameter.
 void check_length(const char* name, size_t length, size_t count);
 
+// Raises ValueError("Invalid grad_scale: ...") unless the scale is finite and >= 0.
+void check_grad_scale(double grad_scale);
+
 // Raises ValueError unless there is one step number per parameter, each >= 1 (bias corrections divide by
 // 1 - beta^t).
 void check_steps(const std::vector<int64_t>& steps, size_t count);
@@ -259,8 +262,11 @@ public:
     void set_rounding_steps(const int64_t* steps) override { set_round_keys(tensors_, steps); }
 
     // As gather sets it for a call with this scale: a float32 tensor stages when it has 16-bit storage or a
-    // scale (float64 tensors and LAMB read the scale in their own loops).
+    // scale (float64 tensors and LAMB read the scale in their own loops). A plan's steady state keeps one scale:
+    // nothing to redo then.
     void set_grad_scale(double scale) override {
+        if (scale == grad_scale_) return;
+        grad_scale_ = scale;
         for (TensorRef<T>& t : tensors_.tensors) {
             t.grad_scale = static_cast<T>(scale);
             bool low = t.model != nullptr;
@@ -271,6 +277,7 @@ public:
 
 private:
     TensorsOf<T> tensors_;
+    double grad_scale_ = tensors_.tensors.empty() ? 1.0 : static_cast<double>(tensors_.tensors[0].grad_scale);
     std::vector<Coeffs> coeffs_;
     Options options_;
     MakeCoeffs make_coeffs_;

@@ -1,8 +1,5 @@
 #include <pybind11/stl.h>
 
-#include <cmath>
-#include <string>
-
 #include "buffers.hpp"
 
 namespace fusedoptim::bind {
@@ -13,9 +10,7 @@ void register_lamb(py::module_& m) {
         [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
            std::vector<int64_t> steps, double lr, double beta1, double beta2, double eps, double weight_decay,
            bool maximize, const std::optional<std::vector<int64_t>>& labels, double grad_scale) {
-            if (!(grad_scale >= 0.0) || !std::isfinite(grad_scale)) {
-                throw py::value_error("Invalid grad_scale: " + std::string(py::repr(py::float_(grad_scale))));
-            }
+            check_grad_scale(grad_scale);
             // LAMB takes no 16-bit storage: `precision` only to carry a gradient scale into the tensors.
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
