@@ -78,6 +78,15 @@ std::string overlap_message(const Interval& a, const Interval& b) {
            "share memory with any of them";
 }
 
+bool is_masked(py::handle item) {
+    if (Py_TYPE(item.ptr()) == reinterpret_cast<PyTypeObject*>(npy::get().PyArray_Type_)) return false;
+    // numpy.ma is imported with numpy; the type is looked up once and kept for the life of the process.
+    static PyObject* const masked = py::object(py::module_::import("numpy.ma").attr("MaskedArray")).release().ptr();
+    const int result = PyObject_IsInstance(item.ptr(), masked);
+    if (result < 0) throw py::error_already_set();
+    return result == 1;
+}
+
 // Checks entry i of list `list`: an ndarray, C-contiguous, aligned, writeable if `written`; a parameter
 // (`param` null) of float32/float64 (or, with `low_ok`, float16/bfloat16: the norms' read-only list); anything
 // else of the parameter's dtype (`param_dtype`) and shape, or, with `low_ok` and a float32 parameter, float16
@@ -86,6 +95,11 @@ DType check_entry(const char* list, bool written, size_t i, py::handle item, con
                   DType param_dtype, const char* param_list, bool low_ok = false) {
     if (!py::isinstance<py::array>(item)) {
         throw py::type_error(entry_name(list, i) + " must be a numpy.ndarray, got " + type_name(item));
+    }
+    if (is_masked(item)) {
+        // The kernels would read (or update) masked elements too: refuse rather than ignore the mask silently.
+        throw py::type_error(entry_name(list, i) + " is a masked array; pass its data (.data, or .filled(0) for a "
+                             "gradient) if every element should be used");
     }
     const auto a = py::reinterpret_borrow<py::array>(item);
     const DType dt = dtype_of(a);
@@ -294,8 +308,10 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
                 (arg.written ? out.written : out.read).push_back(interval);
                 if (arg.written) out.written_arrays.emplace_back(a, interval);
             }
+            if (l != 1) out.pinned.push_back(a);
             rows[i][l] = std::move(a);
         }
+        if (rp.model) out.pinned.push_back(rp.model);
         if (mixed) {
             rp.grad_scale = grad_scale;
             rp.staged = true;
@@ -328,6 +344,38 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
     return out;
 }
 
+namespace {
+constexpr int kPinnedFlags = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_ | npy::NPY_ARRAY_WRITEABLE_;
+}  // namespace
+
+Pinned::Pinned(const py::object& array) : array_(array) {
+    const auto* proxy = py::detail::array_proxy(array.ptr());
+    data_ = proxy->data;
+    descr_ = proxy->descr;
+    flags_ = proxy->flags & kPinnedFlags;
+    layout_.assign(proxy->dimensions, proxy->dimensions + proxy->nd);
+    layout_.insert(layout_.end(), proxy->strides, proxy->strides + proxy->nd);
+}
+
+bool Pinned::unchanged() const {
+    const auto* proxy = py::detail::array_proxy(array_.ptr());
+    const size_t nd = static_cast<size_t>(proxy->nd);
+    if (proxy->data != data_ || proxy->descr != descr_ || (proxy->flags & kPinnedFlags) != flags_ ||
+        2 * nd != layout_.size()) {
+        return false;
+    }
+    return std::equal(proxy->dimensions, proxy->dimensions + nd, layout_.begin()) &&
+           std::equal(proxy->strides, proxy->strides + nd, layout_.begin() + static_cast<std::ptrdiff_t>(nd));
+}
+
+void PreparedStep::check_pinned() const {
+    if (!pinned_unchanged()) {
+        throw py::value_error(
+            "a parameter or state array was changed (resized, reshaped, retyped, or its flags) after the step "
+            "checked it; nothing was written");
+    }
+}
+
 constexpr const char* kBecameReadOnly = "became read-only before the step ran; nothing was written";
 
 void PreparedStep::check_still_writeable(const char* problem) const {
@@ -338,10 +386,48 @@ void PreparedStep::check_still_writeable(const char* problem) const {
     }
 }
 
-void PreparedStep::run_all(const std::vector<PreparedStep*>& steps) {
+namespace {
+
+// run_all's `writes`, checked before anything runs: a list of (dict, key, value), each dict exactly a dict (a
+// subclass could run Python code as it is written to).
+std::vector<PyObject*> checked_writes(py::handle writes) {
+    std::vector<PyObject*> items;
+    if (writes.is_none()) return items;
+    if (!PyList_CheckExact(writes.ptr())) throw py::type_error("writes must be a list of (dict, key, value)");
+    const Py_ssize_t n = PyList_GET_SIZE(writes.ptr());
+    items.reserve(static_cast<size_t>(n));
+    for (Py_ssize_t k = 0; k < n; ++k) {
+        PyObject* const item = PyList_GET_ITEM(writes.ptr(), k);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 || !PyDict_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            throw py::type_error("writes must be a list of (dict, key, value)");
+        }
+        PyObject* const key = PyTuple_GET_ITEM(item, 1);
+        if (!PyLong_CheckExact(key) && !PyUnicode_CheckExact(key)) {
+            throw py::type_error("writes' keys must be ints or strs");  // hashing them runs no Python code
+        }
+        items.push_back(item);
+    }
+    return items;
+}
+
+void apply_writes(const std::vector<PyObject*>& items) {
+    for (PyObject* item : items) {
+        if (PyDict_SetItem(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), PyTuple_GET_ITEM(item, 2)) != 0) {
+            throw py::error_already_set();  // out of memory only
+        }
+    }
+}
+
+}  // namespace
+
+void PreparedStep::run_all(const std::vector<PreparedStep*>& steps, PreparedStep* before, py::handle writes) {
     for (const PreparedStep* step : steps) {
         if (step->done_) throw std::runtime_error("This prepared step has already run");
     }
+    if (before != nullptr && (before->done_ || std::find(steps.begin(), steps.end(), before) != steps.end())) {
+        throw std::runtime_error("This prepared step has already run");
+    }
+    const std::vector<PyObject*> items = checked_writes(writes);
     if (steps.size() > 1) {
         std::vector<Interval> written, read;
         for (const PreparedStep* step : steps) {
@@ -353,9 +439,19 @@ void PreparedStep::run_all(const std::vector<PreparedStep*>& steps) {
     // Python code may have run since the steps were prepared (an optimizer prepares one group after another):
     // an array made read-only meanwhile must not be written.
     for (const PreparedStep* step : steps) step->check_still_writeable(kBecameReadOnly);
+    for (const PreparedStep* step : steps) step->check_pinned();
+    if (before != nullptr) {
+        before->check_still_writeable(kBecameReadOnly);
+        before->check_pinned();
+        before->done_ = true;
+    }
     for (PreparedStep* step : steps) step->done_ = true;
-    py::gil_scoped_release release;
-    for (PreparedStep* step : steps) step->run_parts();
+    {
+        py::gil_scoped_release release;
+        if (before != nullptr) before->run_parts();
+        for (PreparedStep* step : steps) step->run_parts();
+    }
+    apply_writes(items);
 }
 
 StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::list entries, py::list counters)
@@ -419,6 +515,9 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
         while (PyDict_Next(group, &position, &key, &value)) {
             if (value != PyTuple_GET_ITEM(values, k++)) return false;
         }
+    }
+    for (const PreparedStep* step : steps_) {
+        if (!step->pinned_unchanged()) return false;  // the full step re-validates (and refuses) what changed
     }
     for (py::handle entry : entries_) {
         PyObject* const state = PyTuple_GET_ITEM(entry.ptr(), 0);
@@ -508,12 +607,20 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale
     return true;
 }
 
-void StepPlan::run() {
+void StepPlan::run(PreparedStep* before) {
     if (!bound_) throw std::runtime_error("StepPlan.run() needs a successful bind() first");
+    if (before != nullptr && before->done_) throw std::runtime_error("This prepared step has already run");
     for (const PreparedStep* step : steps_) step->check_still_writeable(kBecameReadOnly);
+    for (const PreparedStep* step : steps_) step->check_pinned();
+    if (before != nullptr) {
+        before->check_still_writeable(kBecameReadOnly);
+        before->check_pinned();
+        before->done_ = true;
+    }
     bound_ = false;
     {
         py::gil_scoped_release release;
+        if (before != nullptr) before->run_parts();
         for (const PreparedStep* step : steps_) step->run_parts();
     }
     bound_grads_.clear();
@@ -542,14 +649,16 @@ void register_prepared_step(py::module_& m) {
                              "A validated kernel call; run() applies it once, in place, without the GIL.")
         .def("run", [](PreparedStep& step) { PreparedStep::run_all({&step}); });
     m.def(
-        "run_steps", &PreparedStep::run_all,
-        py::arg("steps"), "Runs prepared steps in order (an optimizer prepares all its groups, then runs them).");
+        "run_steps", &PreparedStep::run_all, py::arg("steps"), py::arg("before") = nullptr,
+        py::arg("writes") = py::none(),
+        "Runs prepared steps in order (an optimizer prepares all its groups, then runs them): first `before` "
+        "(gradient clipping), then the steps, then stores `writes` (dict, key, value) with no Python code between.");
     py::class_<StepPlan>(m, "StepPlan",
                          "Prepared steps re-run with new gradients and step numbers (an optimizer's steady state).")
         .def(py::init<const std::vector<py::object>&, py::list, py::list, py::list>(), py::arg("steps"),
              py::arg("groups"), py::arg("entries"), py::arg("counters"))
         .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"), py::arg("grad_scale") = 1.0)
-        .def("run", &StepPlan::run)
+        .def("run", &StepPlan::run, py::arg("before") = nullptr)
         .def(
             "step",
             [](StepPlan& plan, py::handle param_groups, py::handle grads) {

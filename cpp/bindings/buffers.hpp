@@ -82,6 +82,27 @@ struct Gathered {
     std::vector<py::array> members;
     std::vector<int64_t> labels;     // each position's index in messages
     std::vector<int64_t> round_steps;  // stochastic rounding: each position's step number, else empty
+    // Every array but the gradients (parameters, 16-bit models, state), empty ones included: what a prepared
+    // step pins (see Pinned).
+    std::vector<py::object> pinned;
+};
+
+// What a prepared step relies on of an array it keeps: its data pointer, dtype object, shape, strides and the
+// flags validation looked at. NumPy lets Python change all of these behind a reference (`a.resize(...,
+// refcheck=False)` moves the data, `a.dtype = ...`, `a.shape = ...`, `a.flags.writeable = False`), so a step
+// re-reads them before it runs: anything else would read freed memory or write float bits into an int array.
+class Pinned {
+public:
+    explicit Pinned(const py::object& array);
+    bool unchanged() const;
+    const py::object& array() const { return array_; }
+
+private:
+    py::object array_;
+    char* data_;
+    PyObject* descr_;
+    int flags_;
+    std::vector<Py_intptr_t> layout_;  // shape, then strides
 };
 
 // Validates the lists (see the top of this file) and raises TypeError/ValueError naming the argument, index
@@ -158,11 +179,18 @@ public:
           stochastic_(!gathered.round_steps.empty()) {
         parts_[0] = std::move(f32);
         parts_[1] = std::move(f64);
+        pinned_.reserve(gathered.pinned.size());
+        for (const py::object& array : gathered.pinned) pinned_.emplace_back(array);
     }
 
     // Runs the steps in order, after checking that no step writes memory another step reads or writes (an
     // optimizer prepares each parameter group separately, then runs them all). Raises before running any.
-    static void run_all(const std::vector<PreparedStep*>& steps);
+    // `before`, if given, runs first and may write what the steps read (gradient clipping scales the gradients
+    // the steps then read). `writes` (None or a list of (dict, key, value)) are stored once the kernels ran,
+    // in order, with no Python code in between: an optimizer's new state and step counts, so that a signal
+    // (Ctrl-C) lands before the step or after all of it, never between the kernels and the state they advanced.
+    static void run_all(const std::vector<PreparedStep*>& steps, PreparedStep* before = nullptr,
+                        py::handle writes = py::none());
 
     void carry(CarriedScalar carried) { carried_ = std::move(carried); }
 
@@ -174,6 +202,15 @@ private:
     // Raises ValueError("<list>[<label>] <problem>") unless every written array is still writeable (Python code
     // may run between the checks and the run).
     void check_still_writeable(const char* problem) const;
+    // Whether every pinned array is as it was validated (see Pinned).
+    bool pinned_unchanged() const {
+        for (const Pinned& p : pinned_) {
+            if (!p.unchanged()) return false;
+        }
+        return true;
+    }
+    // Raises ValueError unless pinned_unchanged(): nothing is written then.
+    void check_pinned() const;
 
     std::unique_ptr<Part> parts_[2];
     std::vector<Slot> slots_;
@@ -183,6 +220,7 @@ private:
     std::vector<py::object> arrays_;
     std::vector<std::pair<py::object, Interval>> written_arrays_;
     std::vector<Interval> written_, read_;
+    std::vector<Pinned> pinned_;
     bool counts_steps_;
     bool stochastic_;  // some tensor rounds stochastically: a re-run needs new keys
     bool done_ = false;
@@ -206,8 +244,8 @@ public:
     // per parameter, in order, in a list), raising like a prepare, and binds them for run(), each to be read
     // multiplied by grad_scale (GradScaler's unscaling; ValueError unless finite and >= 0).
     bool bind(py::handle param_groups, py::handle grads, double grad_scale = 1.0);
-    // Runs the bound step once, without the GIL, then advances the step counters.
-    void run();
+    // Runs the bound step once, without the GIL, then advances the step counters. `before` as in run_all.
+    void run(PreparedStep* before = nullptr);
 
 private:
     bool unchanged(py::handle param_groups, py::handle grads) const;
@@ -242,7 +280,7 @@ public:
         if (tensors_.tensors.empty()) return;
         const Batch<T, Coeffs, Options> batch{tensors_.tensors.data(), coeffs_.data(), tensors_.offsets.data(),
                                               static_cast<int64_t>(tensors_.tensors.size()), options_,
-                                              num_threads(), parallel_grain()};
+                                              kernel_threads(), parallel_grain()};
         kernel_of_(T{})(batch);  // looked up at each run: set_simd_level applies to plans made before it
     }
 

@@ -28,6 +28,8 @@ void register_info(py::module_& m) {
             set_num_threads(threads);
         },
         py::arg("threads"), "Sets the threads kernels may use; 0 returns to OpenMP's maximum.");
+    m.def("forked_without_threads", &forked_without_threads,
+          "True in a process forked after multi-threaded kernels ran: kernels run on one thread here.");
     m.def("requested_num_threads", &requested_num_threads, "set_num_threads' value; 0 when OpenMP decides.");
     m.def("get_parallel_grain", &parallel_grain);
     m.def(
@@ -64,6 +66,7 @@ void register_info(py::module_& m) {
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
+    init_fork_handler();
 }
 
 }  // namespace fusedoptim::bind

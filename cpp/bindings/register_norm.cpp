@@ -15,7 +15,7 @@ void run_part(TensorsOf<T>& part, norm::Kind kind, double p, std::vector<double>
     std::vector<norm::Coeffs<T>> coeffs(part.tensors.size(), norm::Coeffs<T>{p});
     std::vector<double> out(part.tensors.size());
     norm::BatchOf<T> batch{part.tensors.data(), coeffs.data(), part.offsets.data(),
-                           static_cast<int64_t>(part.tensors.size()), norm::Options{kind}, num_threads(),
+                           static_cast<int64_t>(part.tensors.size()), norm::Options{kind}, kernel_threads(),
                            parallel_grain(), out.data()};
     {
         py::gil_scoped_release release;  // the arrays are referenced by the caller's list for the whole call

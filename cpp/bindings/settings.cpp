@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <pthread.h>
 #include <stdexcept>
 #include <string>
 
@@ -19,6 +20,15 @@ std::atomic<int> requested_threads{0};
 std::atomic<int64_t> grain{65536};
 std::atomic<bool> fuse{true};
 std::atomic<bool> prefetch{false};
+// libgomp's thread pool does not survive fork(): a child whose parent had started a team hangs in its first
+// parallel region (the pool's threads do not exist there, the child waits for them forever). torch drops to one
+// thread in such a child; so do we, and refuse more (see set_num_threads).
+std::atomic<bool> team_started{false};
+std::atomic<bool> forked_after_team{false};
+
+void in_forked_child() {
+    if (team_started.load(std::memory_order_relaxed)) forked_after_team.store(true, std::memory_order_relaxed);
+}
 
 bool cpu_gains_from_prefetch() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -39,6 +49,7 @@ bool has_openmp() {
 
 int num_threads() {
 #if defined(_OPENMP)
+    if (forked_after_team.load(std::memory_order_relaxed)) return 1;
     const int requested = requested_threads.load(std::memory_order_relaxed);
     return requested > 0 ? requested : omp_get_max_threads();
 #else
@@ -46,9 +57,35 @@ int num_threads() {
 #endif
 }
 
+int kernel_threads() {
+    const int threads = num_threads();
+    // Set before any team can start, so a fork at any later point sees it (it errs on the safe side: a call too
+    // small to split also sets it).
+    if (threads > 1 && !team_started.load(std::memory_order_relaxed)) {
+        team_started.store(true, std::memory_order_relaxed);
+    }
+    return threads;
+}
+
+void init_fork_handler() {
+    static const int registered = pthread_atfork(nullptr, nullptr, in_forked_child);
+    if (registered != 0) throw std::runtime_error("pthread_atfork failed: " + std::to_string(registered));
+}
+
+bool forked_without_threads() { return forked_after_team.load(std::memory_order_relaxed); }
+
 int requested_num_threads() { return requested_threads.load(std::memory_order_relaxed); }
 
-void set_num_threads(int threads) { requested_threads.store(threads < 0 ? 0 : threads, std::memory_order_relaxed); }
+void set_num_threads(int threads) {
+    if (threads > 1 && forked_after_team.load(std::memory_order_relaxed)) {
+        throw std::runtime_error(
+            "fusedoptim cannot use " + std::to_string(threads) +
+            " threads in this process: it was forked from a process that had run multi-threaded kernels, and "
+            "OpenMP's thread pool does not survive fork() (its first parallel region would hang). Kernels here run "
+            "on one thread; for more, start workers with the 'spawn' or 'forkserver' method of multiprocessing");
+    }
+    requested_threads.store(threads < 0 ? 0 : threads, std::memory_order_relaxed);
+}
 
 int64_t parallel_grain() { return grain.load(std::memory_order_relaxed); }
 

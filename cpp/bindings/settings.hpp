@@ -8,9 +8,17 @@ namespace fusedoptim::bind {
 // Threads a kernel call may use: set_num_threads' value, or else OpenMP's current maximum (OMP_NUM_THREADS,
 // omp_set_num_threads, threadpoolctl), read at every call so such limits take effect.
 int num_threads();
+// num_threads() for a kernel call about to run: also records that a team may start (see init_fork_handler).
+int kernel_threads();
+// Raises std::runtime_error for more than one thread in a forked child (see init_fork_handler).
 void set_num_threads(int threads);  // 0 returns to OpenMP's maximum
 int requested_num_threads();        // set_num_threads' value (0: none)
 bool has_openmp();
+// fork(): a child of a process that had run multi-threaded kernels runs them on one thread, as torch does
+// (OpenMP's pool does not survive fork, and its next parallel region would hang); set_num_threads(n > 1) raises
+// there. Registered once at import.
+void init_fork_handler();
+bool forked_without_threads();
 
 // Fewest units of work a thread is given (one unit: one float32 element of SGD with momentum; an Adam element
 // is two, a float64 element twice its float32 cost); below twice this a call runs serially.

@@ -18,7 +18,11 @@ __all__ = [
     "check_nonnegative",
     "check_beta",
     "check_steps",
+    "MAX_STEP",
 ]
+
+# Step numbers are below this (the kernels take them as int64, and bias corrections as double exponents).
+MAX_STEP = 2**62
 
 
 def _real(name: str, value: Any) -> float:
@@ -64,12 +68,12 @@ def check_steps(steps: Any) -> list[int]:
         raise TypeError(f"steps must be a list of ints, got {type(steps).__name__}")
     out = []
     for i, t in enumerate(steps):
-        if type(t) is int and 1 <= t < 2**62:
+        if type(t) is int and 1 <= t < MAX_STEP:
             out.append(t)
             continue
         if isinstance(t, bool) or not isinstance(t, numbers.Integral):
             raise TypeError(f"steps[{i}] must be an int, got {type(t).__name__}: {t!r}")
-        if not 1 <= t < 2**62:
-            raise ValueError(f"Invalid step number: steps[{i}] = {t} (steps count from 1)")
+        if not 1 <= t < MAX_STEP:
+            raise ValueError(f"Invalid step number: steps[{i}] = {t} (steps count from 1, below 2**62)")
         out.append(int(t))
     return out

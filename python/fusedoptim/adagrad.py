@@ -44,8 +44,8 @@ class Adagrad(Optimizer):
         super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
                                    "rounding_seed": rounding_seed})
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
+    def _add_param_group(self, param_group: dict[str, Any]) -> None:
+        super()._add_param_group(param_group)
         # As torch does, the state exists from the start: step 0 and the accumulator at its initial value.
         group = self.param_groups[-1]
         for p in group["params"]:

@@ -29,6 +29,26 @@ def _norm_type(norm_type: float) -> float:
     return float(norm_type)
 
 
+def _total_norm(arrays: list[np.ndarray], norm_type: float, allow_16bit: bool = True) -> float:
+    """The fused norm, and where its sum of powers overflowed double although every element is finite (float64
+    values above ~1e154 for the 2-norm), the same norm computed scaled by the largest magnitude: inf only when
+    an element is inf, NaN only when one is NaN."""
+    total = float(_core.total_norm(arrays, norm_type, allow_16bit))
+    if total == math.inf and norm_type != math.inf:
+        largest = float(_core.total_norm(arrays, math.inf, allow_16bit))
+        if math.isfinite(largest):  # a rare path: NumPy, with temporaries
+            powers = sum(float(np.sum((np.abs(a.astype(np.float64)) / largest) ** norm_type)) for a in arrays)
+            total = largest * powers ** (1.0 / norm_type)
+    return total
+
+
+def _clip_coef(max_norm: float, total: float) -> float | None:
+    """torch's clipping factor for a total norm, or None when it is >= 1 (nothing to scale). NaN for a NaN
+    norm: torch multiplies by it."""
+    coef = max_norm / (total + 1e-6)
+    return None if coef >= 1.0 else coef
+
+
 def get_total_norm(grads: Sequence[np.ndarray] | np.ndarray, norm_type: float = 2.0) -> float:
     r"""The p-norm of all ``grads`` together, :math:`(\sum_i \sum_j |g_{ij}|^p)^{1/p}` (max for ``inf``).
 
@@ -36,7 +56,7 @@ def get_total_norm(grads: Sequence[np.ndarray] | np.ndarray, norm_type: float = 
     ``None`` entries are skipped. float16 and bfloat16 arrays count as their float32 values (the clipping
     functions take float32 and float64 only).
     """
-    return float(_core.total_norm(_grads_list(grads), _norm_type(norm_type), True))
+    return _total_norm(_grads_list(grads), _norm_type(norm_type))
 
 
 def clip_grad_norm_(
@@ -55,15 +75,15 @@ def clip_grad_norm_(
     max_norm = check_nonnegative("max_norm", "max_norm", max_norm)
     norm_type = _norm_type(norm_type)
     arrays = _grads_list(grads)
-    total = float(_core.total_norm(arrays, norm_type))
+    total = _total_norm(arrays, norm_type, allow_16bit=False)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients is non-finite, so it cannot be clipped. To disable "
             "this error and scale the gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
         )
-    clip_coef = max_norm / (total + 1e-6)
-    if not clip_coef >= 1.0:  # NaN too: torch multiplies by the NaN coefficient
-        _core.scale_(arrays, clip_coef)
+    coef = _clip_coef(max_norm, total)
+    if coef is not None:
+        _core.scale_(arrays, coef)
     return total
 
 

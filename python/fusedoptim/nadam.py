@@ -53,8 +53,15 @@ class NAdam(Optimizer):
         F.check_nadam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["momentum_decay"],
                       group["decoupled_weight_decay"], group["maximize"])
 
+    def _check_scalar_state(self, where: str, key: str, value: float) -> float:
+        # A product of momentum coefficients mu_t in [0, beta1) (1 before the first step): one outside [0, 1]
+        # flips the sign of the bias correction and moves the parameters uphill.
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{where} must be in [0, 1] (a product of momentum coefficients), got {value!r}")
+        return value
+
     def _prepare_group(self, group, indices, params, grads):
-        states, commit_buffers = self._gather_state(indices, params,
+        states, writes = self._gather_state(indices, params,
                                                     {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
         kparams, precision = self._kernel_inputs(group, params, states)
         beta1, beta2 = group["betas"]
@@ -65,9 +72,6 @@ class NAdam(Optimizer):
             momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
             maximize=group["maximize"], labels=indices, checked=True, precision=precision)
 
-        def commit() -> None:
-            commit_buffers()
-            for p, product in zip(params, products):
-                self.state._setdefault(p)["mu_product"] = product
-
-        return step, commit
+        for p, product in zip(params, products):
+            writes.set(p, "mu_product", product)
+        return step, writes

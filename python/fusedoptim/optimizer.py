@@ -18,7 +18,7 @@ from . import _core
 from . import _precision
 from . import clip as _clip
 from .arena import ParamArena
-from ._validation import check_bool, check_nonnegative
+from ._validation import MAX_STEP, check_bool, check_nonnegative
 
 __all__ = ["Optimizer", "ParamState"]
 
@@ -66,16 +66,18 @@ class ParamState(MutableMapping):
         return self._data[self._id(key)]
 
     def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
-        i = self._id(key)
-        self._optimizer._plan = None
-        self._owners[i] = next(p for p in self._optimizer._params() if id(p) == i)
-        self._data[i] = value
+        with self._optimizer._step_lock:  # not under a running step
+            i = self._id(key)
+            self._optimizer._plan = None
+            self._owners[i] = next(p for p in self._optimizer._params() if id(p) == i)
+            self._data[i] = value
 
     def __delitem__(self, key: Any) -> None:
-        i = self._id(key)
-        self._optimizer._plan = None
-        del self._data[i]
-        self._owners.pop(i, None)
+        with self._optimizer._step_lock:
+            i = self._id(key)
+            self._optimizer._plan = None
+            del self._data[i]
+            self._owners.pop(i, None)
 
     def __iter__(self) -> Iterator[int]:
         return (i for i, p in enumerate(self._optimizer._params()) if id(p) in self._data)
@@ -85,6 +87,28 @@ class ParamState(MutableMapping):
 
     def __repr__(self) -> str:
         return f"ParamState({dict(self.items())!r})"
+
+
+class _Writes:
+    """The state changes of one step (new buffers, step counts, per-parameter scalars), handed to the C++ run,
+    which stores them right after the kernels with no Python code in between: a KeyboardInterrupt (or any
+    signal handler's exception) lands before the step or after all of it, never between the kernels and the
+    state that records them. A parameter without state gets its entry in the same way."""
+
+    def __init__(self, state: ParamState) -> None:
+        self._state = state
+        self.items: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._new: dict[int, dict[str, Any]] = {}
+
+    def set(self, p: np.ndarray, key: str, value: Any) -> None:
+        entry = self._state._get(p)
+        if entry is None:
+            entry = self._new.get(id(p))
+            if entry is None:
+                entry = self._new[id(p)] = {}
+                self.items.append((self._state._data, id(p), entry))
+                self.items.append((self._state._owners, id(p), p))
+        self.items.append((entry, key, value))
 
 
 class Optimizer:
@@ -100,8 +124,12 @@ class Optimizer:
     parameter keeps a ``step`` count (SGD's too).
 
     Subclasses define ``_check_group`` (hyperparameters, called at construction and at every step, so edited
-    ``param_groups`` are checked too), ``_prepare_group`` (returns the prepared C++ step and a commit callback)
-    and the state keys they own.
+    ``param_groups`` are checked too), ``_prepare_group`` (returns the prepared C++ step and its state changes,
+    a ``_Writes``, which the run stores) and the state keys they own.
+
+    Threads: steps of one optimizer must not overlap (a second concurrent step raises RuntimeError); the other
+    methods that read or change the optimizer as a whole (``add_param_group``, ``state_dict``,
+    ``load_state_dict``, and assignments to ``state``) wait for a running step to finish.
     """
 
     _required_state: ClassVar[tuple[str, ...]] = ()
@@ -152,8 +180,15 @@ class Optimizer:
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a group; its keys override the defaults. Its arrays must be new to this optimizer."""
+        with self._step_lock:
+            self._add_param_group(param_group)
+
+    def _add_param_group(self, param_group: dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if "param_names" in param_group:
+            raise ValueError("a parameter group's 'param_names' is kept by the optimizer; give named parameters as "
+                             "a dict {name: array} in 'params' instead")
         params = param_group.get("params")
         names: Optional[list[str]] = None
         if isinstance(params, ParamArena):
@@ -191,6 +226,10 @@ class Optimizer:
         self._check_precision(group)
         self._plan = None
         self.param_groups.append(group)
+
+    def _names_given(self) -> bool:
+        """Whether the parameters were given by name (decided by the first group, which every group follows)."""
+        return bool(self.param_groups) and "param_names" in self.param_groups[0]
 
     def _names(self) -> Optional[list[str]]:
         """The parameters' names in parameter order, when they were given by name."""
@@ -266,12 +305,13 @@ class Optimizer:
         self._grad_scale = grad_scale
         plan = self._plan
         if plan is not None and plan.bind(self.param_groups, grads, grad_scale):
-            if not self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type):
+            apply, clip = self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type)
+            if not apply:
                 return False
-            plan.run()
+            plan.run(clip)
             return True
         self._plan = None
-        prepared, commits = [], []
+        prepared, writes = [], []
         start = 0
         for group in self.param_groups:
             self._check_group_if_changed(group)
@@ -285,38 +325,38 @@ class Optimizer:
             start += len(group["params"])
             if params:
                 self._preparing = group
-                step, commit = self._prepare_group(group, indices, params, group_grads)
+                step, group_writes = self._prepare_group(group, indices, params, group_grads)
                 prepared.append(step)
-                commits.append(commit)
-        if not self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type):
+                writes.extend(group_writes.items)
+        apply, clip = self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type)
+        if not apply:
             return False
-        _core.run_steps(prepared)
-        for commit in commits:
-            commit()
+        # Clipping, the kernels and the new state in one call: an interrupt lands before all of it or after.
+        _core.run_steps(prepared, clip, writes)
         if prepared and len(prepared) == sum(1 for g in self.param_groups if g["params"]):
             if all(g is not None for g in grads):
                 self._plan = _make_plan(self, prepared)
         return True
 
     def _guard_and_clip(self, grads: list[Any], skip_if_nonfinite: bool, max_grad_norm: Optional[float],
-                        norm_type: float) -> bool:
-        """The non-finite guard and gradient clipping, after every array was checked; False: skip the step."""
-        if skip_if_nonfinite or max_grad_norm is not None:
-            present = [g for g in grads if g is not None]
-            if max_grad_norm is not None and any(_precision.is_16bit(g.dtype) for g in present):
-                raise TypeError("max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
-                                "after unscaling in float32, or use skip_if_nonfinite alone")
-            # 16-bit gradients are read as their float32 values, in the same kernel.
-            total = float(_core.total_norm(present, _clip._norm_type(norm_type), True))
-            self.last_grad_norm = total
-            if skip_if_nonfinite and not math.isfinite(total):
-                self.skipped_steps += 1
-                return False
-            if max_grad_norm is not None:
-                clip_coef = max_grad_norm / (total + 1e-6)
-                if not clip_coef >= 1.0:
-                    _core.scale_(present, clip_coef)
-        return True
+                        norm_type: float) -> tuple[bool, Any]:
+        """The non-finite guard and gradient clipping, after every array was checked: (False, None) to skip the
+        step, else (True, the prepared clipping or None). Nothing is written here: the clipping runs with the
+        step (run_steps / StepPlan.run), after the step's last check."""
+        if not (skip_if_nonfinite or max_grad_norm is not None):
+            return True, None
+        present = [g for g in grads if g is not None]
+        if max_grad_norm is not None and any(_precision.is_16bit(g.dtype) for g in present):
+            raise TypeError("max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
+                            "after unscaling in float32, or use skip_if_nonfinite alone")
+        # 16-bit gradients are read as their float32 values, in the same kernel.
+        total = _clip._total_norm(present, _clip._norm_type(norm_type))
+        self.last_grad_norm = total
+        if skip_if_nonfinite and not math.isfinite(total):
+            self.skipped_steps += 1
+            return False, None
+        coef = _clip._clip_coef(max_grad_norm, total) if max_grad_norm is not None else None
+        return True, (None if coef is None else _core.prepare_scale(present, coef))
 
     def _check_group_if_changed(self, group: dict[str, Any]) -> None:
         """Hyperparameters are checked again only when a group has changed since it was last checked, and so are
@@ -327,6 +367,14 @@ class Optimizer:
         if self._checked_groups.get(id(group)) != snapshot:
             if not isinstance(params, list):
                 raise TypeError(f"param_groups' 'params' must stay a list, got {type(params).__name__}")
+            names = group.get("param_names")
+            if (names is not None) != self._names_given() or (names is not None and len(names) != len(params)):
+                # An unnamed parameter's state would be left out of state_dict() without a word.
+                raise ValueError(
+                    "a parameter group's 'params' and 'param_names' must stay in step (one name per parameter, "
+                    f"and names in every group or in none): {0 if names is None else len(names)} names for "
+                    f"{len(params)} params; use add_param_group with a dict of named arrays to add parameters"
+                )
             for p in params:
                 _check_param("a parameter of param_groups", p)
             self._check_group(group)
@@ -360,10 +408,12 @@ class Optimizer:
 
     def _gather_state(
         self, indices: list[int], params: list[np.ndarray], buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]]
-    ) -> tuple[list[dict[str, Any]], Callable[[], None]]:
+    ) -> tuple[list[dict[str, Any]], _Writes]:
         """Each stepped parameter's state with every buffer in ``buffers`` present (missing ones made by its
-        factory), and the callback that keeps new buffers and advances the step counts once the step has run."""
-        views, additions = [], []
+        factory), and the state changes the run stores: the new buffers and the advanced step counts."""
+        views = []
+        writes = _Writes(self.state)
+        counting = self._counting()
         group = self._preparing
         for p in params:
             view = dict(self.state._get(p) or {})
@@ -373,27 +423,18 @@ class Optimizer:
                 # The float32 master the kernel updates; p receives it rounded after every step.
                 if view.get("master_param") is None:
                     view["master_param"] = p.astype(np.float32)
-                    additions.append((p, "master_param", view["master_param"]))
+                    writes.set(p, "master_param", view["master_param"])
                 base = view["master_param"]
             dtype = self._state_dtype_for(group, p)
             for key, make in buffers.items():
                 if view.get(key) is None:
                     array = make(base)
                     view[key] = array if array.dtype == dtype else array.astype(dtype)
-                    additions.append((p, key, view[key]))
-            views.append(view)
-
-        counting = self._counting()
-
-        def commit() -> None:
-            for p, key, array in additions:
-                self.state._setdefault(p)[key] = array
+                    writes.set(p, key, view[key])
             if counting:
-                for p in params:
-                    state = self.state._setdefault(p)
-                    state["step"] = int(state.get("step", 0)) + 1  # an int, as the steady state needs
-
-        return views, commit
+                writes.set(p, "step", int(view["step"]) + 1)  # an int, as the steady state needs
+            views.append(view)
+        return views, writes
 
     def _check_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -471,7 +512,7 @@ class Optimizer:
 
     def _prepare_group(
         self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray]
-    ) -> tuple[Any, Callable[[], None]]:
+    ) -> tuple[Any, _Writes]:
         raise NotImplementedError
 
     # --- state_dict -----------------------------------------------------------------------------------------
@@ -482,6 +523,10 @@ class Optimizer:
 
         Arrays are copies, so the snapshot does not change as training goes on.
         """
+        with self._step_lock:
+            return self._state_dict()
+
+    def _state_dict(self) -> dict[str, Any]:
         names = self._names()
         keys: list[Any] = names if names is not None else list(range(len(self._params())))
         groups, start = [], 0
@@ -554,6 +599,10 @@ class Optimizer:
         without it, saved names that are not parameters are ignored and parameters absent from the file keep
         their state.
         """
+        with self._step_lock:
+            self._load_state_dict(state_dict, strict)
+
+    def _load_state_dict(self, state_dict: Mapping[str, Any], strict: bool) -> None:
         if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a mapping with keys 'state' and 'param_groups'")
         state_dict = self._internalize_arenas(state_dict)
@@ -588,7 +637,8 @@ class Optimizer:
                     index_map[saved_id] = start + j
             start += len(group["params"])
             # Keys the saved group lacks (an older checkpoint, a torch state_dict) take the defaults, as in torch.
-            new_group = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
+            # 'param_names' (torch saves it for named parameters) is the optimizer's own: never taken from a file.
+            new_group = {**self.defaults, **{k: v for k, v in saved.items() if k not in ("params", "param_names")}}
             if isinstance(new_group.get("betas"), list):
                 new_group["betas"] = tuple(new_group["betas"])
             new_group["params"] = group["params"]
@@ -635,7 +685,7 @@ class Optimizer:
                 if key == "step":
                     state[key] = _as_step(where, value)
                 elif key in self._scalar_state:
-                    state[key] = _as_scalar(where, value)
+                    state[key] = self._check_scalar_state(where, key, _as_scalar(where, value))
                 elif value is None:
                     state[key] = None
                 elif key == "master_param":
@@ -653,6 +703,18 @@ class Optimizer:
             group.clear()
             group.update(new_group)
         self.state._replace(new_state)  # also drops the plan
+
+    def _check_scalar_state(self, where: str, key: str, value: float) -> float:
+        """A loaded per-parameter scalar (``_scalar_state``), range-checked by the family."""
+        return value
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Copies would update copies of the arrays, or (arenas) lose the views into the flat buffers; and the
+        # step lock cannot be pickled. The state travels as a state_dict instead.
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled or copied (it updates your arrays in place): save "
+            "opt.state_dict() (or fusedoptim.save) and load it into an optimizer built over the new arrays"
+        )
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -745,8 +807,9 @@ def _as_step(where: str, value: Any) -> int:
         value = value.item()
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{where} must be a non-negative integer step count, got {value!r}")
+    # The next step's number must be a valid one (check_steps): a larger count would make every later step raise.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < MAX_STEP - 1:
+        raise ValueError(f"{where} must be a non-negative integer step count below 2**62 - 1, got {value!r}")
     return int(value)
 
 

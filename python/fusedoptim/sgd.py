@@ -61,7 +61,7 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid momentum_init: {group['momentum_init']!r} (expected 'grad' or 'zeros')")
 
     def _prepare_group(self, group, indices, params, grads):
-        states, commit_masters = self._gather_state(indices, params, {})
+        states, writes = self._gather_state(indices, params, {})
         kparams, precision = self._kernel_inputs(group, params, states)
         buffers = None
         if group["momentum"] != 0:
@@ -74,10 +74,7 @@ class SGD(Optimizer):
                                        checked=True, precision=precision,
                                        state_dtype=_precision.state_dtype(group.get("state_dtype")))
 
-        def commit() -> None:
-            commit_masters()
-            if buffers is not None:
-                for p, b in zip(params, buffers):
-                    self.state._setdefault(p)["momentum_buffer"] = b
-
-        return step, commit
+        if buffers is not None:
+            for p, b in zip(params, buffers):
+                writes.set(p, "momentum_buffer", b)
+        return step, writes
