@@ -103,12 +103,17 @@ class GradScaler:
             self._check(new_scale, self.growth_factor, self.backoff_factor, self.growth_interval)
             self._scale = float(new_scale)
         elif self._found_inf:
-            self._scale *= self.backoff_factor
+            # Kept where the unscaling factor 1/scale is finite (it is inf at 0, and below ~5.6e-309).
+            if math.isfinite(1.0 / max(self._scale * self.backoff_factor, 5e-324)):
+                self._scale *= self.backoff_factor
             self._growth_tracker = 0
         elif self._found_inf is not None:
             self._growth_tracker += 1
             if self._growth_tracker == self.growth_interval:
-                self._scale *= self.growth_factor
+                # As torch: a scale that would overflow keeps its last finite value (an inf scale would make
+                # every later gradient inf, and every step skipped).
+                if math.isfinite(self._scale * self.growth_factor):
+                    self._scale *= self.growth_factor
                 self._growth_tracker = 0
         self._found_inf = None
 

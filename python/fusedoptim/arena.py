@@ -10,6 +10,36 @@ import numpy as np
 __all__ = ["ParamArena"]
 
 
+class _Views(Mapping):
+    """An arena's named views, fixed: a view replaced by another array would not be what the optimizer steps
+    (it steps the flat buffer), so replacing one is refused; write into the views in place instead."""
+
+    def __init__(self, views: dict[str, np.ndarray], what: str) -> None:
+        self._views = views
+        self._what = what
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._views[name]
+
+    def __setitem__(self, name: str, value: object) -> None:
+        raise TypeError(
+            f"arena.{self._what}[{name!r}] is a view into the arena's flat buffer and cannot be replaced; write into "
+            f"it in place (arena.{self._what}[{name!r}][...] = value, or out=arena.{self._what}[{name!r}])"
+        )
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"arena.{self._what}[{name!r}] cannot be removed: an arena's arrays are fixed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(f'{n!r}: array{tuple(v.shape)}' for n, v in self._views.items())}}}"
+
+
 class ParamArena:
     """Allocates parameters and their gradients as views into one flat parameter buffer and one flat gradient
     buffer, in the order given.
@@ -50,8 +80,8 @@ class ParamArena:
         self.size = offset
         self.flat_params = np.zeros(offset, dtype)
         self.flat_grads = np.zeros(offset, dtype)
-        self.params = {n: self.flat_params[s].reshape(self.shapes[n]) for n, s in self.slices.items()}
-        self.grads = {n: self.flat_grads[s].reshape(self.shapes[n]) for n, s in self.slices.items()}
+        self.params = _Views({n: self.flat_params[s].reshape(self.shapes[n]) for n, s in self.slices.items()}, "params")
+        self.grads = _Views({n: self.flat_grads[s].reshape(self.shapes[n]) for n, s in self.slices.items()}, "grads")
 
     @property
     def names(self) -> list[str]:

@@ -261,22 +261,25 @@ class Optimizer:
         clipping see them as given. Returns True when the step was applied. Every array is checked before
         anything is written.
         """
-        if not self._step_lock.acquire(blocking=False):
+        if self._step_lock.locked():
             raise RuntimeError(
                 f"{type(self).__name__}.step() is already running in another thread; steps of one optimizer "
                 "must not overlap (use one optimizer per thread, or a lock)"
             )
-        try:
+        # `with` on the lock itself (C code, entered and left with no check for signals in between) rather than
+        # acquire() and try/finally: a KeyboardInterrupt can then never leave the lock held. Two steps racing
+        # past the check above run one after the other.
+        with self._step_lock:
             plan = self._plan
             # The steady state, kept short: every Python operation here costs as much as a small kernel.
             if (plan is not None and skip_if_nonfinite is False and max_grad_norm is None and grad_scale == 1.0
                     and plan.step(self.param_groups, grads)):
                 return True
-            return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type, grad_scale)
-        finally:
-            self._grad_scale = 1.0
-            self._preparing = {}
-            self._step_lock.release()
+            try:
+                return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type, grad_scale)
+            finally:
+                self._grad_scale = 1.0
+                self._preparing = {}
 
     def _step(
         self,
