@@ -1,4 +1,4 @@
-"""The steady-state step (optimizer._Plan over _core.StepPlan) against the full step it replaces.
+"""The steady-state step (_core.StepPlan, made by optimizer._make_plan) against the full step it replaces.
 
 After a full step in which every parameter had a gradient, an optimizer re-runs that step's prepared kernels
 with new gradients. Each test drives two optimizers with the same inputs, one free to use its plan and one
@@ -347,7 +347,7 @@ def test_step_plan_refuses_misuse():
     assert opt.state[0]["step"] == 2
     with pytest.raises(RuntimeError, match="bind"):
         plan.run()  # a binding runs once
-    step = _core.adam_prepare([p], [g], [np.zeros_like(p)], [np.zeros_like(p)], None, [1], 1e-3, 0.9, 0.999, 1e-8,
-                              0.0, False, False, False, None)
+    step = _core.adam_prepare([p], [g], [np.zeros_like(p)], [np.zeros_like(p)], None, [1],
+                              _core.AdamHyper(1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False))
     with pytest.raises(ValueError, match="do not match the groups"):
-        _core.StepPlan([step], [(opt.param_groups[0], [], (), ())], [], [])
+        _core.StepPlan([step], [_core.GroupSnapshot(opt.param_groups[0], [], (), ())], [], [])

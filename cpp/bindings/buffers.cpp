@@ -218,7 +218,7 @@ void check_steps(const std::vector<int64_t>& steps, size_t count) {
 }
 
 Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels,
-                py::handle precision) {
+                const std::optional<Precision>& precision) {
     struct LabelScope {
         explicit LabelScope(const std::vector<int64_t>* l) { message_labels = l; }
         ~LabelScope() { message_labels = nullptr; }
@@ -235,27 +235,20 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
         }
     }
 
-    // Mixed precision: (models, grad_scale); models None, or per parameter None or its 16-bit copy (then the
-    // parameter is its float32 master).
-    const bool mixed = !precision.is_none();
+    const bool mixed = precision.has_value();
     py::sequence models;
     double grad_scale = 1.0;
     Gathered out;
     out.count = count;
     if (mixed) {
-        const auto tuple = py::reinterpret_borrow<py::tuple>(precision);
-        if (tuple.size() != 2 && tuple.size() != 3) {
-            throw std::logic_error("precision must be (models, grad_scale[, rounding])");
+        grad_scale = precision->grad_scale;
+        if (!precision->models.is_none()) {
+            models = as_list(BufferList{"model_params", precision->models, true}, count, false);
         }
-        grad_scale = tuple[1].cast<double>();
-        if (!tuple[0].is_none()) models = as_list(BufferList{"model_params", tuple[0], true}, count, false);
-        if (tuple.size() == 3 && !tuple[2].is_none()) {
-            const auto rounding = py::reinterpret_borrow<py::tuple>(tuple[2]);
-            if (rounding.size() != 2) throw std::logic_error("rounding must be (seed, steps)");
-            const auto seed = rounding[0].cast<uint64_t>();
-            out.round_steps = rounding[1].cast<std::vector<int64_t>>();
+        if (precision->rounding_seed) {
+            out.round_steps = precision->rounding_steps;
             check_steps(out.round_steps, count);
-            out.f32.round_seed = out.f64.round_seed = seed;
+            out.f32.round_seed = out.f64.round_seed = *precision->rounding_seed;
         }
     }
 
@@ -454,7 +447,8 @@ void PreparedStep::run_all(const std::vector<PreparedStep*>& steps, PreparedStep
     apply_writes(items);
 }
 
-StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::list entries, py::list counters)
+StepPlan::StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups,
+                   std::vector<StateSnapshot> entries, std::vector<py::dict> counters)
     : groups_(std::move(groups)), entries_(std::move(entries)), counters_(std::move(counters)) {
     for (const py::object& object : steps) {
         auto* step = object.cast<PreparedStep*>();
@@ -465,8 +459,8 @@ StepPlan::StepPlan(const std::vector<py::object>& steps, py::list groups, py::li
     check_overlaps(written_, {});
     // The steps must be the non-empty groups' arrays, in order: a plan that disagreed would update others.
     size_t s = 0;
-    for (py::handle group : groups_) {
-        const auto members = py::reinterpret_borrow<py::tuple>(py::reinterpret_borrow<py::tuple>(group)[2]);
+    for (const GroupSnapshot& group : groups_) {
+        const py::tuple& members = group.members;
         if (members.empty()) continue;
         if (s == steps_.size() || steps_[s]->members_.size() != members.size()) {
             throw py::value_error("StepPlan: the prepared steps do not match the groups");
@@ -497,12 +491,12 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
     PyObject* const list = param_groups.ptr();
     if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) != static_cast<Py_ssize_t>(groups_.size())) return false;
     for (size_t g = 0; g < groups_.size(); ++g) {
-        PyObject* const known = PyList_GET_ITEM(groups_.ptr(), g);
-        PyObject* const group = PyTuple_GET_ITEM(known, 0);
+        const GroupSnapshot& known = groups_[g];
+        PyObject* const group = known.group.ptr();
         if (PyList_GET_ITEM(list, g) != group || !PyDict_CheckExact(group)) return false;
-        PyObject* const params = PyTuple_GET_ITEM(known, 1);
-        PyObject* const members = PyTuple_GET_ITEM(known, 2);
-        PyObject* const values = PyTuple_GET_ITEM(known, 3);
+        PyObject* const params = known.params.ptr();
+        PyObject* const members = known.members.ptr();
+        PyObject* const values = known.values.ptr();
         if (PyDict_GetItem(group, params_key_.ptr()) != params || !PyList_CheckExact(params)) return false;
         const Py_ssize_t n = PyTuple_GET_SIZE(members);
         if (PyList_GET_SIZE(params) != n) return false;
@@ -519,11 +513,12 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
     for (const PreparedStep* step : steps_) {
         if (!step->pinned_unchanged()) return false;  // the full step re-validates (and refuses) what changed
     }
-    for (py::handle entry : entries_) {
-        PyObject* const state = PyTuple_GET_ITEM(entry.ptr(), 0);
-        PyObject* const arrays = PyTuple_GET_ITEM(entry.ptr(), 1);
+    for (const StateSnapshot& entry : entries_) {
+        PyObject* const state = entry.state.ptr();
+        PyObject* const arrays = entry.arrays.ptr();
         for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(arrays); ++a) {
             PyObject* const pair = PyTuple_GET_ITEM(arrays, a);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) return false;
             if (PyDict_GetItem(state, PyTuple_GET_ITEM(pair, 0)) != PyTuple_GET_ITEM(pair, 1)) return false;
         }
     }
@@ -542,7 +537,7 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale
     check_grad_scale(grad_scale);
     if (!unchanged(param_groups, grads)) return false;
     for (size_t i = 0; i < counters_.size(); ++i) {
-        PyObject* const step = PyDict_GetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr());
+        PyObject* const step = PyDict_GetItem(counters_[i].ptr(), step_key_.ptr());
         if (step == nullptr || !PyLong_CheckExact(step)) return false;  // the full step deals with it
         const long long value = PyLong_AsLongLong(step);
         if (value == -1 && PyErr_Occurred()) {
@@ -556,7 +551,7 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale
         const std::optional<CarriedScalar>& carried = steps_[s]->carried_;
         if (!carried || counters_.size() != count_) continue;
         for (size_t i = 0; i < carried->values->size(); ++i) {
-            PyObject* const held = PyDict_GetItem(PyList_GET_ITEM(counters_.ptr(), starts_[s] + i), carried->key.ptr());
+            PyObject* const held = PyDict_GetItem(counters_[starts_[s] + i].ptr(), carried->key.ptr());
             if (held == nullptr || !PyFloat_CheckExact(held) || PyFloat_AS_DOUBLE(held) != (*carried->values)[i]) {
                 return false;
             }
@@ -626,7 +621,7 @@ void StepPlan::run(PreparedStep* before) {
     bound_grads_.clear();
     for (size_t i = 0; i < counters_.size(); ++i) {
         const py::int_ number(step_numbers_[i]);
-        if (PyObject_SetItem(PyList_GET_ITEM(counters_.ptr(), i), step_key_.ptr(), number.ptr()) != 0) {
+        if (PyDict_SetItem(counters_[i].ptr(), step_key_.ptr(), number.ptr()) != 0) {
             throw py::error_already_set();
         }
     }
@@ -637,7 +632,7 @@ void StepPlan::run(PreparedStep* before) {
         for (size_t i = 0; i < values.size(); ++i) {
             values[i] = carried->next(i, step_numbers_[starts_[s] + i]);
             const py::float_ value(values[i]);
-            if (PyObject_SetItem(PyList_GET_ITEM(counters_.ptr(), starts_[s] + i), carried->key.ptr(), value.ptr()) != 0) {
+            if (PyDict_SetItem(counters_[starts_[s] + i].ptr(), carried->key.ptr(), value.ptr()) != 0) {
                 throw py::error_already_set();
             }
         }
@@ -653,10 +648,36 @@ void register_prepared_step(py::module_& m) {
         py::arg("writes") = py::none(),
         "Runs prepared steps in order (an optimizer prepares all its groups, then runs them): first `before` "
         "(gradient clipping), then the steps, then stores `writes` (dict, key, value) with no Python code between.");
+    py::class_<Precision>(m, "Precision", "A call's mixed-precision settings (buffers.hpp, Precision).")
+        .def(py::init([](py::object models, double grad_scale, std::optional<uint64_t> rounding_seed,
+                         std::vector<int64_t> rounding_steps) {
+                 if (!models.is_none() && !py::isinstance<py::list>(models) && !py::isinstance<py::tuple>(models)) {
+                     throw py::type_error("Precision.models must be None or a list");
+                 }
+                 return Precision{std::move(models), grad_scale, rounding_seed, std::move(rounding_steps)};
+             }),
+             py::arg("models") = py::none(), py::arg("grad_scale") = 1.0, py::arg("rounding_seed") = py::none(),
+             py::arg("rounding_steps") = std::vector<int64_t>{})
+        .def_readonly("models", &Precision::models)
+        .def_readonly("grad_scale", &Precision::grad_scale)
+        .def_readonly("rounding_seed", &Precision::rounding_seed)
+        .def_readonly("rounding_steps", &Precision::rounding_steps);
+    py::class_<GroupSnapshot>(m, "GroupSnapshot", "What a StepPlan relies on of a parameter group.")
+        .def(py::init<py::dict, py::list, py::tuple, py::tuple>(), py::arg("group"), py::arg("params"),
+             py::arg("members"), py::arg("values"))
+        .def_readonly("group", &GroupSnapshot::group)
+        .def_readonly("params", &GroupSnapshot::params)
+        .def_readonly("members", &GroupSnapshot::members)
+        .def_readonly("values", &GroupSnapshot::values);
+    py::class_<StateSnapshot>(m, "StateSnapshot", "What a StepPlan relies on of a parameter's state.")
+        .def(py::init<py::dict, py::tuple>(), py::arg("state"), py::arg("arrays"))
+        .def_readonly("state", &StateSnapshot::state)
+        .def_readonly("arrays", &StateSnapshot::arrays);
     py::class_<StepPlan>(m, "StepPlan",
                          "Prepared steps re-run with new gradients and step numbers (an optimizer's steady state).")
-        .def(py::init<const std::vector<py::object>&, py::list, py::list, py::list>(), py::arg("steps"),
-             py::arg("groups"), py::arg("entries"), py::arg("counters"))
+        .def(py::init<const std::vector<py::object>&, std::vector<GroupSnapshot>, std::vector<StateSnapshot>,
+                      std::vector<py::dict>>(),
+             py::arg("steps"), py::arg("groups"), py::arg("entries"), py::arg("counters"))
         .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"), py::arg("grad_scale") = 1.0)
         .def("run", &StepPlan::run, py::arg("before") = nullptr)
         .def(

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -105,18 +106,25 @@ private:
     std::vector<Py_intptr_t> layout_;  // shape, then strides
 };
 
+// A call's mixed-precision settings (`_core.Precision`). Given, they make every tensor mixed-precision (float32
+// masters only): state lists may then hold float16/bfloat16 arrays; `models` (None, or a list with None or the
+// float16/bfloat16 parameter for each position, written after each update with the rounded master) fixes the
+// gradients' dtype; the gradients are multiplied by `grad_scale` as they are read (GradScaler's unscaling);
+// with a `rounding_seed`, the bfloat16 stores round stochastically, keyed by the seed, each position's label
+// and its step number in `rounding_steps`. See TensorRef in common.hpp.
+struct Precision {
+    py::object models = py::none();
+    double grad_scale = 1.0;
+    std::optional<uint64_t> rounding_seed;
+    std::vector<int64_t> rounding_steps;
+};
+
 // Validates the lists (see the top of this file) and raises TypeError/ValueError naming the argument, index
 // and offending value.
 // `labels`, when given, are the indices messages show for each position (an optimizer's global parameter
-// indices, as it passes only the parameters that have a gradient).
-// `precision`, when not None, is (models, grad_scale[, rounding]) and makes every tensor mixed-precision
-// (float32 masters only): state lists may then hold float16/bfloat16 arrays, `models` (None or one
-// float16/bfloat16 array per parameter, written after each update with the rounded master) fixes the
-// gradients' dtype, and the gradients are multiplied by grad_scale as they are read. `rounding`, None or
-// (seed, steps), makes the bfloat16 stores stochastic, keyed by the seed, each position's label and its step
-// number in `steps`. See TensorRef in common.hpp.
+// indices, as it passes only the parameters that have a gradient). `precision`: see Precision.
 Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::vector<int64_t>>& labels,
-                py::handle precision = py::none());
+                const std::optional<Precision>& precision = std::nullopt);
 
 // Raises ValueError unless `values` has one entry per parameter.
 void check_length(const char* name, size_t length, size_t count);
@@ -227,6 +235,22 @@ private:
     std::optional<CarriedScalar> carried_;
 };
 
+// What a StepPlan relies on of a parameter group (`_core.GroupSnapshot`): the group dict, its params list, that
+// list's arrays when the plan was made, and the dict's values in order (compared by identity).
+struct GroupSnapshot {
+    py::dict group;
+    py::list params;
+    py::tuple members;
+    py::tuple values;
+};
+
+// What a StepPlan relies on of a parameter's state (`_core.StateSnapshot`): the state dict and the arrays its
+// keys held, as ((key, array), ...).
+struct StateSnapshot {
+    py::dict state;
+    py::tuple arrays;
+};
+
 // An optimizer's steady state: the prepared steps of a full step (one per parameter group), re-run with new
 // gradients and step numbers. Parameters and state were validated when the steps were prepared; each step
 // validates only the gradients (as strictly as a prepare) and recomputes the coefficients. The plan also checks,
@@ -235,11 +259,12 @@ private:
 // false and the optimizer takes its full step instead.
 class StepPlan {
 public:
-    // steps: the prepared steps, one per non-empty group, in order. groups: (group dict, params list, tuple of
-    // its arrays, tuple of the group's values) for every group. entries: (state dict, ((key, array), ...)) for
-    // the state arrays the steps use. counters: the state dicts whose int "step" each run advances, one per
-    // parameter in order, or empty for families that count no steps.
-    StepPlan(const std::vector<py::object>& steps, py::list groups, py::list entries, py::list counters);
+    // steps: the prepared steps, one per non-empty group, in order. groups: every group's snapshot. entries: the
+    // snapshots of the state the steps use. counters: the state dicts whose int "step" each run advances, one
+    // per parameter in order, or empty for families that count no steps. The run is the one writer of that
+    // state in the steady state, as run_all (given the new values) is in a full step.
+    StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups,
+             std::vector<StateSnapshot> entries, std::vector<py::dict> counters);
     // False if the plan no longer applies (see above) or a gradient is None; else validates every gradient (one
     // per parameter, in order, in a list), raising like a prepare, and binds them for run(), each to be read
     // multiplied by grad_scale (GradScaler's unscaling; ValueError unless finite and >= 0).
@@ -254,7 +279,9 @@ private:
     std::vector<PreparedStep*> steps_;
     std::vector<size_t> starts_;           // each step's first parameter in the optimizer's order
     size_t count_ = 0;                     // parameters in all
-    py::list groups_, entries_, counters_;
+    std::vector<GroupSnapshot> groups_;
+    std::vector<StateSnapshot> entries_;
+    std::vector<py::dict> counters_;
     const py::str params_key_{"params"}, step_key_{"step"};  // made once: a lookup then costs no allocation
     std::vector<Interval> written_;        // every step's written buffers, sorted
     std::vector<py::object> bound_grads_;  // kept alive from bind to run
@@ -345,6 +372,31 @@ PreparedStep prepare(Gathered&& gathered, const Options& options, const std::opt
     auto f32 = part(float{}, gathered.f32, 0);
     auto f64 = part(double{}, gathered.f64, 1);
     return PreparedStep(std::move(f32), std::move(f64), std::move(slots), std::move(gathered), steps.has_value());
+}
+
+namespace detail {
+
+template <class S, class... Ts, size_t... I>
+void bind_hyper_fields(py::class_<S>& cls, const char* const* names, std::index_sequence<I...>, Ts S::*... members) {
+    cls.def(py::init<Ts...>(), py::arg(names[I])...);
+    (cls.def_readonly(names[I], members), ...);
+    const std::vector<std::string> keys{names[I]...};
+    cls.def("__repr__", [keys, members...](const S& self) {
+        std::string out;
+        ((out += (I ? ", " : "") + keys[I] + "=" + std::string(py::repr(py::cast(self.*members)))), ...);
+        return std::string(py::str(py::type::of<S>().attr("__name__"))) + "(" + out + ")";
+    });
+}
+
+}  // namespace detail
+
+// Binds an aggregate of a family's hyperparameters as a Python class (`_core.AdamHyper`, ...): constructed with
+// every field, by position or name, with read-only fields of those names. A prepare function takes one instead
+// of a long positional argument list.
+template <class S, class... Ts>
+void bind_hyper(py::module_& m, const char* name, const char* const (&names)[sizeof...(Ts)], Ts S::*... members) {
+    py::class_<S> cls(m, name, "A family's hyperparameters, as its prepare function takes them.");
+    detail::bind_hyper_fields(cls, names, std::index_sequence_for<Ts...>{}, members...);
 }
 
 void register_prepared_step(py::module_& m);

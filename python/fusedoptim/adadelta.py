@@ -44,9 +44,9 @@ class Adadelta(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         F.check_adadelta(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
 
-    def _prepare_group(self, group, indices, params, grads):
-        states, commit = self._gather_state(indices, params, {"square_avg": np.zeros_like, "acc_delta": np.zeros_like})
-        kparams, precision = self._kernel_inputs(group, params, states)
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
+        states, commit = self._gather_state(group, params, {"square_avg": np.zeros_like, "acc_delta": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         step = F._adadelta_prepare(kparams, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
                                    lr=group["lr"], rho=group["rho"], eps=group["eps"],
                                    weight_decay=group["weight_decay"], maximize=group["maximize"], labels=indices, checked=True, precision=precision)

@@ -58,10 +58,10 @@ class Adagrad(Optimizer):
         check_nonnegative("initial_accumulator_value value", "initial_accumulator_value",
                           group["initial_accumulator_value"])
 
-    def _prepare_group(self, group, indices, params, grads):
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
         initial = group["initial_accumulator_value"]
-        states, commit = self._gather_state(indices, params, {"sum": lambda p: np.full_like(p, initial)})
-        kparams, precision = self._kernel_inputs(group, params, states)
+        states, commit = self._gather_state(group, params, {"sum": lambda p: np.full_like(p, initial)})
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         step = F._adagrad_prepare(kparams, grads, [s["sum"] for s in states], [s["step"] + 1 for s in states],
                                   lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                                   eps=group["eps"], maximize=group["maximize"], labels=indices, checked=True, precision=precision)

@@ -70,12 +70,12 @@ class Adam(Optimizer):
         F.check_adam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
                      group["maximize"], group["decoupled_weight_decay"])
 
-    def _prepare_group(self, group, indices, params, grads):
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
         buffers = {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like}
         if group["amsgrad"]:
             buffers["max_exp_avg_sq"] = np.zeros_like
-        states, commit = self._gather_state(indices, params, buffers)
-        kparams, precision = self._kernel_inputs(group, params, states)
+        states, commit = self._gather_state(group, params, buffers)
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
         step = F._adam_prepare(
             kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],

@@ -45,9 +45,9 @@ class Adamax(Optimizer):
         beta1, beta2 = check_betas(group["betas"])
         F.check_adamax(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
 
-    def _prepare_group(self, group, indices, params, grads):
-        states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like, "exp_inf": np.zeros_like})
-        kparams, precision = self._kernel_inputs(group, params, states)
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
+        states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like, "exp_inf": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
         step = F._adamax_prepare(kparams, grads, [s["exp_avg"] for s in states], [s["exp_inf"] for s in states],
                                  [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,

@@ -57,7 +57,8 @@ def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, we
         buffers = [np.zeros(p.shape, state_dtype or p.dtype) if b is None else b for p, b in zip(params, momentum_buffers)]
     else:
         buffers = None
-    step = _core.sgd_prepare(params, grads, buffers, first_steps, lr, momentum, dampening, weight_decay, nesterov, maximize, labels, precision)
+    step = _core.sgd_prepare(params, grads, buffers, first_steps,
+                             _core.SGDHyper(lr, momentum, dampening, weight_decay, nesterov, maximize), labels, precision)
     return step, buffers
 
 
@@ -107,7 +108,8 @@ def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
 def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
-    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps), lr, lr_decay, weight_decay, eps, maximize, labels, precision)
+    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps),
+                                 _core.AdagradHyper(lr, lr_decay, weight_decay, eps, maximize), labels, precision)
 
 
 def adagrad_(
@@ -154,7 +156,9 @@ def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *,
         raise TypeError("grad_avgs must be a list of arrays when centered=True")
     if momentum != 0 and momentum_buffers is None:
         raise TypeError("momentum_buffers must be a list of arrays when momentum != 0")
-    return _core.rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt, labels, precision)
+    return _core.rmsprop_prepare(
+        params, grads, square_avgs, grad_avgs, momentum_buffers,
+        _core.RMSpropHyper(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt), labels, precision)
 
 
 def rmsprop_(
@@ -215,7 +219,9 @@ def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, 
         check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     if amsgrad and max_exp_avg_sqs is None:
         raise TypeError("max_exp_avg_sqs must be a list of arrays when amsgrad=True")
-    return _core.adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, labels, precision)
+    return _core.adam_prepare(
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps),
+        _core.AdamHyper(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay), labels, precision)
 
 
 def adam_(
@@ -288,7 +294,8 @@ def check_adadelta(lr, rho, eps, weight_decay, maximize) -> None:
 def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adadelta(lr, rho, eps, weight_decay, maximize)
-    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas, lr, rho, eps, weight_decay, maximize, labels, precision)
+    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas,
+                                  _core.AdadeltaHyper(lr, rho, eps, weight_decay, maximize), labels, precision)
 
 
 def adadelta_(
@@ -326,7 +333,8 @@ def _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, *, lr, beta1, beta
                     labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, maximize, labels, precision)
+    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps),
+                                _core.AdamaxHyper(lr, beta1, beta2, eps, weight_decay, maximize), labels, precision)
 
 
 def adamax_(
@@ -375,7 +383,10 @@ def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, 
             raise TypeError(f"mu_products[{i}] must be a real number, got {mu!r}")
         if not math.isfinite(mu):
             raise ValueError(f"Invalid mu_products[{i}]: {mu}")
-    return _core.nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels, precision)
+    return _core.nadam_prepare(
+        params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps),
+        _core.NAdamHyper(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize),
+        labels, precision)
 
 
 def nadam_(
@@ -429,7 +440,9 @@ def _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, be
                    decoupled_weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
-    return _core.radam_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, labels, precision)
+    return _core.radam_prepare(
+        params, grads, exp_avgs, exp_avg_sqs, check_steps(steps),
+        _core.RAdamHyper(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize), labels, precision)
 
 
 def radam_(
@@ -474,7 +487,8 @@ def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
 def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lion(lr, beta1, beta2, weight_decay, maximize)
-    return _core.lion_prepare(params, grads, exp_avgs, lr, beta1, beta2, weight_decay, maximize, labels, precision)
+    return _core.lion_prepare(params, grads, exp_avgs, _core.LionHyper(lr, beta1, beta2, weight_decay, maximize),
+                              labels, precision)
 
 
 def lion_(
@@ -510,8 +524,8 @@ def _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, bet
                   labels=None, checked=False, grad_scale=1.0):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps), lr, beta1, beta2, eps,
-                              weight_decay, maximize, labels, grad_scale)
+    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps),
+                              _core.LAMBHyper(lr, beta1, beta2, eps, weight_decay, maximize), labels, grad_scale)
 
 
 def lamb_(

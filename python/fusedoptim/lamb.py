@@ -53,11 +53,11 @@ class LAMB(Optimizer):
         beta1, beta2 = check_betas(group["betas"])
         F.check_lamb(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
 
-    def _prepare_group(self, group, indices, params, grads):
-        states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
+        states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
         beta1, beta2 = group["betas"]
         step = F._lamb_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                                [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
                                eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-                               labels=indices, checked=True, grad_scale=self._grad_scale)
+                               labels=indices, checked=True, grad_scale=grad_scale)
         return step, commit

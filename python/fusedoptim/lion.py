@@ -49,9 +49,9 @@ XX
         beta1, beta2 = check_betas(group["betas"])
         F.check_lion(group["lr"], beta1, beta2, group["weight_decay"], group["maximize"])
 
-    def _prepare_group(self, group, indices, params, grads):
-        states, commit = self._gather_state(indices, params, {"exp_avg": np.zeros_like})
-        kparams, precision = self._kernel_inputs(group, params, states)
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
+        states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like})
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
         step = F._lion_prepare(kparams, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1,
                                beta2=beta2, weight_decay=group["weight_decay"], maximize=group["maximize"],

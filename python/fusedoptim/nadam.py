@@ -60,10 +60,10 @@ class NAdam(Optimizer):
             raise ValueError(f"{where} must be in [0, 1] (a product of momentum coefficients), got {value!r}")
         return value
 
-    def _prepare_group(self, group, indices, params, grads):
-        states, writes = self._gather_state(indices, params,
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
+        states, writes = self._gather_state(group, params,
                                                     {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
-        kparams, precision = self._kernel_inputs(group, params, states)
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
         step, products = F._nadam_prepare(
             kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],

@@ -147,8 +147,6 @@ class Optimizer:
             value = self.defaults.get(key, default)
             if key in self.defaults and type(value) is type(default) and value == default:
                 del self.defaults[key]
-        self._grad_scale = 1.0  # the step being prepared's gradient scale (GradScaler)
-        self._preparing: dict[str, Any] = {}  # the group being prepared
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState(self)
         if isinstance(params, np.ndarray) or isinstance(params, (set, frozenset)):
@@ -275,11 +273,7 @@ class Optimizer:
             if (plan is not None and skip_if_nonfinite is False and max_grad_norm is None and grad_scale == 1.0
                     and plan.step(self.param_groups, grads)):
                 return True
-            try:
-                return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type, grad_scale)
-            finally:
-                self._grad_scale = 1.0
-                self._preparing = {}
+            return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type, grad_scale)
 
     def _step(
         self,
@@ -305,7 +299,6 @@ class Optimizer:
         if max_grad_norm is not None:
             max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
         grad_scale = check_nonnegative("grad_scale", "grad_scale", grad_scale)
-        self._grad_scale = grad_scale
         plan = self._plan
         if plan is not None and plan.bind(self.param_groups, grads, grad_scale):
             apply, clip = self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type)
@@ -327,8 +320,7 @@ class Optimizer:
                     group_grads.append(g)
             start += len(group["params"])
             if params:
-                self._preparing = group
-                step, group_writes = self._prepare_group(group, indices, params, group_grads)
+                step, group_writes = self._prepare_group(group, indices, params, group_grads, grad_scale)
                 prepared.append(step)
                 writes.extend(group_writes.items)
         apply, clip = self._guard_and_clip(grads, skip_if_nonfinite, max_grad_norm, norm_type)
@@ -410,14 +402,14 @@ class Optimizer:
         return out
 
     def _gather_state(
-        self, indices: list[int], params: list[np.ndarray], buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]]
+        self, group: Mapping[str, Any], params: list[np.ndarray],
+        buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]],
     ) -> tuple[list[dict[str, Any]], _Writes]:
         """Each stepped parameter's state with every buffer in ``buffers`` present (missing ones made by its
         factory), and the state changes the run stores: the new buffers and the advanced step counts."""
         views = []
         writes = _Writes(self.state)
         counting = self._counting()
-        group = self._preparing
         for p in params:
             view = dict(self.state._get(p) or {})
             view.setdefault("step", 0)
@@ -498,24 +490,27 @@ class Optimizer:
         return np.full(p.shape, fill, dtype=base).astype(self._state_dtype_for(group, p))
 
     def _kernel_inputs(
-        self, group: Mapping[str, Any], params: list[np.ndarray], states: list[dict[str, Any]]
-    ) -> tuple[list[np.ndarray], Optional[tuple[Optional[list[Optional[np.ndarray]]], float]]]:
+        self, group: Mapping[str, Any], params: list[np.ndarray], states: list[dict[str, Any]], grad_scale: float
+    ) -> tuple[list[np.ndarray], Optional[_core.Precision]]:
         """The arrays the kernel updates as parameters (the float32 masters of 16-bit ones, from ``states``) and
-        its ``precision`` argument: None for a plain step, else (the 16-bit parameters to write or None, the
-        gradient scale)."""
+        its ``precision`` argument: None for a plain step, else the 16-bit parameters to write (or None), the
+        gradient scale and the stochastic rounding's seed and step numbers."""
         models = [p if _precision.is_16bit(p.dtype) else None for p in params]
         has_models = any(m is not None for m in models)
-        if not has_models and group.get("state_dtype") is None and self._grad_scale == 1.0:
+        if not has_models and group.get("state_dtype") is None and grad_scale == 1.0:
             return params, None
         kernel_params = [s["master_param"] if m is not None else p for p, m, s in zip(params, models, states)]
-        rounding = None
+        seed, steps = None, []
         if group.get("rounding") == "stochastic":
-            rounding = (int(group.get("rounding_seed", 0)), [int(s["step"]) + 1 for s in states])
-        return kernel_params, (models if has_models else None, self._grad_scale, rounding)
+            seed, steps = int(group.get("rounding_seed", 0)), [int(s["step"]) + 1 for s in states]
+        return kernel_params, _core.Precision(models if has_models else None, grad_scale, seed, steps)
 
     def _prepare_group(
-        self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray]
-    ) -> tuple[Any, _Writes]:
+        self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray],
+        grad_scale: float,
+    ) -> tuple[_core.PreparedStep, _Writes]:
+        """The group's prepared C++ step over ``params`` (global indices ``indices``, for messages) with
+        ``grads`` read times ``grad_scale``, and the state changes its run stores."""
         raise NotImplementedError
 
     # --- state_dict -----------------------------------------------------------------------------------------
@@ -754,14 +749,14 @@ def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> Optional[_core.Step
     for group in optimizer.param_groups:
         if not all(_unchanging(v) for k, v in group.items() if k not in ("params", "param_names")):
             return None
-        groups.append((group, group["params"], tuple(group["params"]), tuple(group.values())))
+        groups.append(_core.GroupSnapshot(group, group["params"], tuple(group["params"]), tuple(group.values())))
     params = optimizer._params()
     entries = []
     for p in params:
         state = optimizer.state._get(p) or {}
         arrays = tuple((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
         if arrays:
-            entries.append((state, arrays))
+            entries.append(_core.StateSnapshot(state, arrays))
     counters = [optimizer.state._get(p) for p in params] if optimizer._counting() else []
     return _core.StepPlan(prepared, groups, entries, counters)
 

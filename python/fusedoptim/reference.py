@@ -289,9 +289,9 @@ def nadam_(
         m[...] = _lerp(m, g, _scalar(p, 1 - beta1))
         v[...] = v * _scalar(p, beta2) + (_scalar(p, 1 - beta2) * g) * g
         denom = np.sqrt(v * _scalar(p, 1 / (1 - beta2**t))) + _scalar(p, eps)
-        grad_scale = _scalar(p, -lr * (1 - mu) / (1 - mu_products[i]))
+        grad_coeff = _scalar(p, -lr * (1 - mu) / (1 - mu_products[i]))
         avg_scale = _scalar(p, (-lr * mu_next) / (1 - mu_product_next))
-        p[...] = param + (grad_scale * g + avg_scale * m) / denom
+        p[...] = param + (grad_coeff * g + avg_scale * m) / denom
 
 
 @_python_floats

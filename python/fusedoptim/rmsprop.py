@@ -57,14 +57,14 @@ class RMSprop(Optimizer):
         F.check_rmsprop(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
                         group["centered"], group["maximize"], group["eps_in_sqrt"])
 
-    def _prepare_group(self, group, indices, params, grads):
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
         buffers = {"square_avg": np.zeros_like}
         if group["centered"]:
             buffers["grad_avg"] = np.zeros_like
         if group["momentum"] != 0:
             buffers["momentum_buffer"] = np.zeros_like
-        states, commit = self._gather_state(indices, params, buffers)
-        kparams, precision = self._kernel_inputs(group, params, states)
+        states, commit = self._gather_state(group, params, buffers)
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         step = F._rmsprop_prepare(
             kparams, grads, [s["square_avg"] for s in states],
             [s["grad_avg"] for s in states] if group["centered"] else None,

@@ -60,9 +60,9 @@ class SGD(Optimizer):
         if group["momentum_init"] not in ("grad", "zeros"):
             raise ValueError(f"Invalid momentum_init: {group['momentum_init']!r} (expected 'grad' or 'zeros')")
 
-    def _prepare_group(self, group, indices, params, grads):
-        states, writes = self._gather_state(indices, params, {})
-        kparams, precision = self._kernel_inputs(group, params, states)
+    def _prepare_group(self, group, indices, params, grads, grad_scale):
+        states, writes = self._gather_state(group, params, {})
+        kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         buffers = None
         if group["momentum"] != 0:
             buffers = [(self.state._get(p) or {}).get("momentum_buffer") for p in params]

@@ -30,7 +30,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1_weight, beta2, one_minus_beta2, inv_bias_correction2, eps, weight_decay, decay_factor, grad_scale,
+    T beta1_weight, beta2, one_minus_beta2, inv_bias_correction2, eps, weight_decay, decay_factor, grad_coeff,
         avg_scale;
 };
 
@@ -79,7 +79,7 @@ struct Update {
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
         const T denom = sqrt_(v * c.inv_bias_correction2) + c.eps;             // torch: v.div(bc2).sqrt().add_(eps)
-        p[i] = param + (c.grad_scale * g + c.avg_scale * m) / denom;           // torch: two addcdiv_ by denom
+        p[i] = param + (c.grad_coeff * g + c.avg_scale * m) / denom;           // torch: two addcdiv_ by denom
     }
 };
 

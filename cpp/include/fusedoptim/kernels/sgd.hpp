@@ -25,7 +25,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T neg_lr, weight_decay, momentum, grad_scale;
+    T neg_lr, weight_decay, momentum, one_minus_dampening;
     bool first_step;  // the buffer was just created: torch sets it to the gradient itself
 };
 
@@ -51,7 +51,7 @@ struct Update {
         if constexpr (Momentum) {
             // first step: clone(g); then buf.mul_(mu).add_(g, alpha=1-damp). `first_step` is the same for the
             // whole tensor: the loop computes both and selects.
-            const T b = c.first_step ? g : buf[i] * c.momentum + c.grad_scale * g;
+            const T b = c.first_step ? g : buf[i] * c.momentum + c.one_minus_dampening * g;
             buf[i] = b;
             if constexpr (Nesterov) {
                 g = g + c.momentum * b;                               // grad.add(buf, alpha=mu)
