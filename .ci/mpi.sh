@@ -10,4 +10,6 @@ python -c "from mpi4py import MPI; print('MPI:', MPI.Get_library_version().split
 export FUSEDOPTIM_REQUIRE_MPI=1
 # Two ranks share the machine's cores: one OpenMP and BLAS thread each.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
-python -m pytest tests/test_distributed.py -q
+# Each mpiexec run in the tests has its own timeout (a hang fails that test and kills its process group); this
+# one, far above the ~15 s the file takes, is the last line of defence against a hang outside them.
+timeout --kill-after=60 1800 python -m pytest tests/test_distributed.py -q

@@ -118,6 +118,16 @@ def test_combine_norms_matches_one_norm() -> None:
     assert distributed._combine_norms([1.0, float("inf")], 2.0) == float("inf")
 
 
+def test_other_ranks_raise_the_failing_ranks_exception_type() -> None:
+    """The ranks that did not fail raise the failing rank's built-in type (one except clause on every rank),
+    else RuntimeError."""
+    for name, kind in (("ValueError", ValueError), ("FileNotFoundError", FileNotFoundError), ("TypeError", TypeError),
+                       ("CheckpointError", RuntimeError), ("UnicodeDecodeError", RuntimeError),
+                       ("KeyboardInterrupt", RuntimeError)):
+        error = distributed._same_kind(name, "rank 1 failed in step: boom")
+        assert type(error) is kind and str(error) == "rank 1 failed in step: boom", (name, error)
+
+
 def test_missing_mpi4py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
@@ -179,7 +189,8 @@ def _run(args: list[str], timeout: float, cwd: Path) -> subprocess.CompletedProc
 def test_dp_zero_checkpoints_under_mpiexec(tmp_path: Path) -> None:
     """DP == one process with the global batch (11 optimizers, float32 and float64, arena and separate arrays,
     clipping and the non-finite skip); ZeRO-1 == DP; re-assembled state == single-process state; sharded and
-    consolidated checkpoints resume exactly; LAMB refused by ZeRO; drift and bad gradients reported."""
+    consolidated checkpoints resume exactly; ZeRO on float16 == DP; LAMB refused by ZeRO; drift and bad gradients
+    reported."""
     result = _run([sys.executable, str(HERE / "mpi" / "check_equivalence.py"), str(tmp_path)], 120, tmp_path)
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout + result.stderr
 
@@ -191,6 +202,27 @@ def test_mismatched_ranks_get_an_error_not_a_hang(tmp_path: Path, mode: str) -> 
     # mpiexec merges the ranks' output, not always at line ends: find each rank's report anywhere.
     assert sorted(re.findall(r"rank (\d+): ValueError: the ranks' parameters do not match", result.stdout)) == [
         "0", "1"], result.stdout
+
+
+FAILURES = ["dp-none", "dp-count", "dp-buffer", "dp-root", "zero-shape", "zero-lamb", "options", "save-root",
+            "save-consolidate", "load-damaged", "load-state-dict"]
+
+
+@pytest.mark.parametrize("mode", FAILURES)
+def test_a_failure_on_one_rank_raises_on_every_rank(tmp_path: Path, mode: str) -> None:
+    """A None gradient, a wrong gradient count or a copied arena buffer on one rank of DataParallel; a wrong
+    shape on one rank of ZeRO; LAMB under ZeRO on one rank; another root or other step options on one rank; the
+    root failing to write or to assemble a checkpoint; a damaged file or state dict on one rank: every rank
+    raises (naming the failing rank), nothing changes on any rank, and the ranks stay in step. Before the ranks
+    agreed on failures, each of these hung the other rank or left it running alone. ``-m mpi4py`` aborts the
+    job when a check fails on one rank; a hang fails by the timeout (and the process group is killed)."""
+    script = HERE / "mpi" / "check_failures.py"
+    result = _run([sys.executable, "-m", "mpi4py", str(script), mode, str(tmp_path)], 60, tmp_path)
+    counts = re.search(r"OK: every rank raised \[(\d+), (\d+)\]", result.stdout)
+    assert result.returncode == 0 and counts, result.stdout + result.stderr
+    # mpiexec merges the ranks' output, in no set order: count each rank's reports anywhere.
+    raised = re.findall(r"\[rank (\d+) raised \w+\]", result.stdout)
+    assert int(counts[1]) == int(counts[2]) == raised.count("0") == raised.count("1") > 0, result.stdout
 
 
 def _train_args(*extra: str) -> list[str]:

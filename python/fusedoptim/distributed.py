@@ -14,7 +14,7 @@ ranks agree:
 
 mpi4py is imported on first use, so ``import fusedoptim`` never needs it; install it with
 ``pip install "fusedoptim[mpi]"`` (mpi4py and the MPICH wheel, which provides ``mpiexec``). Run with e.g.
-``mpiexec -n 2 python train.py``.
+``mpiexec -n 2 python -m mpi4py train.py`` (see Failures below).
 
 Example (each rank computes the gradient of its part of the global batch; ``opt.step`` averages them)::
 
@@ -31,14 +31,32 @@ Example (each rank computes the gradient of its part of the global batch; ``opt.
 
 With equal local batches, the average of the ranks' mean gradients is the mean gradient of the global batch,
 so the run follows the single-process run with that batch (to the rounding of the sums).
+
+Failures. An error on one rank must not leave the others waiting in a collective it never joins. Every public
+call that communicates (the constructors, ``step``, ``average_gradients``, ``load_state_dict``,
+``consolidated_state_dict``, ``check_consistent``, :func:`save`, :func:`load`) first does its local part (the
+checks of the gradients and arguments, LAMB refused under ZeRO, the root's write of a checkpoint, each rank's
+read of one), then the ranks agree on the outcome with one small Allreduce (3 integers: a step's only extra
+cost, measured in benchmarks/DISTRIBUTED.md), before any data moves. If any rank failed, every rank raises:
+the failing rank its own exception, the others one of the same type saying ``rank R failed in <call>:
+<message>``, and nothing has changed on any rank (a load that succeeded on some ranks is undone there). A step
+called with different ``skip_if_nonfinite`` / ``max_grad_norm`` / ``norm_type`` on different ranks is refused
+the same way.
+
+What the library cannot agree on is an exception outside its calls: with ``mpiexec -n 2 python train.py`` an
+uncaught exception ends that rank while the others wait in their next collective (the library's or your own)
+forever. Run ``mpiexec -n 2 python -m mpi4py train.py``: mpi4py then aborts the whole job (``MPI_Abort``) on an
+uncaught exception on any rank.
 """
 
 from __future__ import annotations
 
+import builtins
+import copy
 import math
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -46,6 +64,7 @@ import numpy as np
 from . import _core
 from . import clip as _clip
 from . import checkpoint as _checkpoint
+from ._validation import check_bool, check_nonnegative
 from .arena import ParamArena
 from .optimizer import Optimizer
 
@@ -210,48 +229,115 @@ class _Distributed:
     """What both wrappers share: the communicator, the cross-rank layout check, the parameter broadcast,
     gradient resolution and packing, the consistency check."""
 
-    def __init__(self, optimizer: Optimizer, comm: Any, threads: Union[int, str, None], root: int) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a fusedoptim optimizer, got {type(optimizer).__name__}")
+    def __init__(self, optimizer: Optimizer, comm: Any, threads: Union[int, str, None], root: int,
+                 settings: Optional[Mapping[str, Any]] = None) -> None:
         self.MPI = mpi()
         self.comm = comm if comm is not None else self.MPI.COMM_WORLD
         if not isinstance(self.comm, self.MPI.Intracomm):
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {type(comm).__name__}")
         self.rank: int = self.comm.Get_rank()
         self.world_size: int = self.comm.Get_size()
-        if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < self.world_size:
-            raise ValueError(f"root must be a rank in [0, {self.world_size}), got {root!r}")
+        # The agreement's buffer (see _agree), allocated once: a step allocates nothing.
+        self._status = np.zeros(3, np.int64)
+        # Local checks first, then the ranks agree, then the collectives: a rank that refuses its optimizer
+        # (LAMB under ZeRO) or an argument must not leave the others waiting in the layout comparison.
+        error = None
+        try:
+            if not isinstance(optimizer, Optimizer):
+                raise TypeError(f"optimizer must be a fusedoptim optimizer, got {type(optimizer).__name__}")
+            if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < self.world_size:
+                raise ValueError(f"root must be a rank in [0, {self.world_size}), got {root!r}")
+            if threads is not None and threads != "auto" and (
+                    isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+                raise ValueError(f"threads must be 'auto', None or an int >= 0, got {threads!r}")
+            self._check_optimizer(optimizer)
+            # The root and the wrapper's settings are compared with the layout: Bcasts from different roots hang.
+            layout = {**_layout(optimizer), "root": root, **(settings or {})}
+        except Exception as exception:
+            error = exception
+        self._agree(error, f"{type(self).__name__}()")
         self.root = root
         self.optimizer = optimizer
         self._set_threads(threads)
         # Before any collective that depends on sizes: a rank with another model would otherwise hang in (or
         # corrupt) a collective of the wrong length. Every rank sees every layout, so every rank raises.
-        message = compare_layouts(self.comm.allgather(_layout(optimizer)))
+        message = compare_layouts(self.comm.allgather(layout))
         if message is not None:
             raise ValueError(message)
         self._params = optimizer._params()
         self.skipped_steps = 0
         self.last_grad_norm: Optional[float] = None
 
+    def _check_optimizer(self, optimizer: Optimizer) -> None:
+        """What a wrapper refuses in an optimizer; checked on each rank before the ranks agree."""
+
+    def _agree(self, error: Optional[BaseException], what: str, key: Any = None) -> None:
+        """Makes every rank raise when any rank failed its local checks, before a collective the failed rank
+        would not join. A collective: every rank calls it at the same point with its outcome (``error``: the
+        exception its local checks raised, or None) and optionally a ``key`` that must be equal on every rank
+        (a step's options).
+
+        One Allreduce (MAX) of 3 integers: the failure flag, a CRC of the key and the CRC negated (the max and
+        the min in one reduction). Only when something is wrong does an allgather tell every rank which rank
+        failed and why. The failing rank raises ``error`` itself; the others raise an exception of the same
+        built-in type (else RuntimeError) saying ``rank R failed in <what>: <message>``; keys that differ raise
+        ValueError on every rank."""
+        status = self._status
+        code = 0 if key is None else zlib.crc32(repr(key).encode())
+        status[0], status[1], status[2] = error is not None, code, -code
+        self.comm.Allreduce(self.MPI.IN_PLACE, status, op=self.MPI.MAX)
+        if status[0] == 0 and status[1] == -status[2]:
+            return
+        reports = self.comm.allgather((None if error is None else (type(error).__name__, str(error)), repr(key)))
+        if error is not None:
+            raise error
+        failed = [(r, report) for r, (report, _) in enumerate(reports) if report is not None]
+        if failed:
+            raise _same_kind(failed[0][1][0],
+                             "; ".join(f"rank {r} failed in {what}: {name}: {text}" for r, (name, text) in failed))
+        raise ValueError(f"{what} was called with different arguments on different ranks (every rank must pass "
+                         "the same): " + "; ".join(f"rank {r}: {k}" for r, (_, k) in enumerate(reports)))
+
+    def _load_agreed(self, state_dict: Mapping[str, Any], strict: bool, what: str) -> None:
+        """load_state_dict as a collective: each rank loads (every check before any change), the ranks agree,
+        and a rank whose load succeeded while another's failed puts back the state it had."""
+        error = None
+        before: Optional[Mapping[str, Any]] = None
+        try:
+            before = self.state_dict()
+            self._load_local(state_dict, strict)
+        except Exception as exception:
+            error = exception
+        try:
+            self._agree(error, what)
+        except Exception:
+            if error is None and before is not None:
+                self._load_local(before)
+            raise
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_local(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """load_state_dict on this rank alone (no agreement): all of it checked before anything changes."""
+        raise NotImplementedError
+
     def _set_threads(self, threads: Union[int, str, None]) -> None:
         """Ranks on one machine share its cores: by default each gets cores / ranks-per-machine OpenMP threads
         (at least 1), unless OMP_NUM_THREADS was set. More threads than cores make a step wait for a
-        descheduled thread, and MPICH busy-polls while it waits, so oversubscribing costs whole time slices."""
-        if threads is None:
+        descheduled thread, and MPICH busy-polls while it waits, so oversubscribing costs whole time slices.
+        The ranks per machine are counted (a collective) whatever ``threads`` is, so ranks given different
+        ``threads`` run the same collectives."""
+        local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        try:
+            per_node = local.Get_size()
+        finally:
+            local.Free()
+        if threads is None or (threads == "auto" and "OMP_NUM_THREADS" in os.environ):
             return
         if threads == "auto":
-            if "OMP_NUM_THREADS" in os.environ:
-                return
-            local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
-            try:
-                per_node = local.Get_size()
-            finally:
-                local.Free()
             available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            _core.set_num_threads(max(1, min(available, (os.cpu_count() or 1) // per_node)))
-            return
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise ValueError(f"threads must be 'auto', None or an int >= 0, got {threads!r}")
+            threads = max(1, min(available, (os.cpu_count() or 1) // per_node))
         _core.set_num_threads(threads)
 
     # The wrapped optimizer's vocabulary, so schedulers and loops treat a wrapper like an optimizer.
@@ -309,7 +395,12 @@ class _Distributed:
         """Checks that every rank holds the same parameters (a float64 sum and a CRC-32 of each parameter's
         bytes, compared by one allgather); raises RuntimeError naming the ranks and parameters that differ.
         A collective: call it on every rank. Returns this rank's checksums."""
-        mine = _checksum(self._params)
+        error, mine = None, []
+        try:
+            mine = _checksum(self._params)
+        except Exception as exception:
+            error = exception
+        self._agree(error, "check_consistent")
         every = self.comm.allgather(mine)
         names = self.optimizer._names()
         problems = []
@@ -329,6 +420,29 @@ class _Distributed:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.optimizer).__name__}, rank {self.rank} of {self.world_size})"
+
+
+def _same_kind(name: str, message: str) -> Exception:
+    """An exception of the built-in type called ``name`` (so one ``except`` clause catches it on every rank),
+    else a RuntimeError, with ``message``."""
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        try:
+            return kind(message)
+        except Exception:  # a built-in type whose constructor needs more (UnicodeDecodeError)
+            pass
+    return RuntimeError(message)
+
+
+def _step_options(skip_if_nonfinite: Any, max_grad_norm: Any, norm_type: Any) -> tuple[bool, Optional[float], float]:
+    """A step's guard and clipping options, checked as Optimizer.step checks them but before any collective;
+    norm_type only when the guard or clipping uses it."""
+    skip = check_bool("skip_if_nonfinite", skip_if_nonfinite)
+    if max_grad_norm is not None:
+        max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
+    if skip or max_grad_norm is not None:
+        norm_type = _clip._norm_type(norm_type)
+    return skip, max_grad_norm, norm_type
 
 
 def _check_grad(i: int, g: Any, param: np.ndarray) -> None:
@@ -383,8 +497,7 @@ class DataParallel(_Distributed):
         super().__init__(optimizer, comm, threads, root)
         arena_params = {id(a.flat_params): a for a in optimizer._arenas.values()}
         # One communication group per dtype, decided from the layout alone so it is the same on every rank:
-        # in place on an arena's flat gradients when the dtype has only that parameter, else a packed bucket
-        # whose last element is a flag a rank sets when its gradients did not fit (see step).
+        # in place on an arena's flat gradients when the dtype has only that parameter, else a packed bucket.
         self._groups: list[tuple[np.dtype, list[int], Optional[np.ndarray]]] = []
         by_dtype: dict[np.dtype, list[int]] = {}
         for i, p in enumerate(self._params):
@@ -393,8 +506,7 @@ class DataParallel(_Distributed):
             if len(indices) == 1 and id(self._params[indices[0]]) in arena_params:
                 self._groups.append((dtype, indices, None))
             else:
-                size = sum(self._params[i].size for i in indices)
-                self._groups.append((dtype, indices, np.zeros(size + 1, dtype)))
+                self._groups.append((dtype, indices, np.zeros(sum(self._params[i].size for i in indices), dtype)))
         self._arena_grads = {i: arena_params[id(self._params[i])].flat_grads
                              for g in self._groups if g[2] is None for i in g[1]}
         # The gradients handed to the wrapped step: bucket views, made once, so its steady-state plan holds.
@@ -410,53 +522,59 @@ class DataParallel(_Distributed):
     def bytes_per_step(self) -> int:
         """Bytes each rank hands to Allreduce per step (the gradient buffers; a ring all-reduce moves about
         ``2 (N-1)/N`` times this over each rank's link)."""
-        return sum((b.nbytes - b.itemsize) if b is not None else self._params[ix[0]].nbytes
-                   for _d, ix, b in self._groups)
+        return sum(b.nbytes if b is not None else self._params[ix[0]].nbytes for _d, ix, b in self._groups)
 
     def average_gradients(self, grads: Any) -> list[np.ndarray]:
         """Sums ``grads`` over the ranks and divides by the number of ranks (a collective: every rank must
-        call it); returns the averaged gradients, one per internal parameter (arena buffers or bucket views)."""
+        call it); returns the averaged gradients, one per internal parameter (arena buffers or bucket views).
+        If any rank's gradients do not fit its parameters, every rank raises and nothing is reduced."""
+        return self._average(grads, "DataParallel.average_gradients")
+
+    def _average(self, grads: Any, what: str, key: Any = None, error: Optional[Exception] = None) -> list[np.ndarray]:
+        """average_gradients; ``key`` and ``error``: the step's options and what checking them raised."""
         MPI = self.MPI
-        arrays = self._resolve(grads)
-        for _dtype, indices, bucket in self._groups:
-            if bucket is None:
-                flat = self._arena_grads[indices[0]]
-                if arrays[indices[0]] is not flat:
-                    raise ValueError("an arena's gradient is its own buffer: pass arena.grads or arena.flat_grads")
-                self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
-                if self.world_size > 1:  # one rank: the sum is the average, skip a pass over memory
-                    np.multiply(flat, flat.dtype.type(self._scale), out=flat)
-                continue
-            problem = None
+        if error is None:
             try:
-                for i in indices:
-                    g = arrays[i]
-                    _check_grad(i, g, self._params[i])
-                    np.copyto(self._step_grads[i], g)  # type: ignore[arg-type]
-                bucket[-1] = 0
-            except (ValueError, TypeError) as error:
-                problem = error
-                bucket[-1] = 1
-            # The flag rides in the same Allreduce: if any rank's gradients did not fit, every rank learns it
-            # from the sum and raises, instead of the others waiting in a collective this rank never joins.
-            self.comm.Allreduce(MPI.IN_PLACE, bucket, op=MPI.SUM)
-            if bucket[-1] != 0:
-                failed = int(round(float(bucket[-1])))
-                raise ValueError(f"gradients did not match the parameters on {failed} rank(s)"
-                                 + (f"; on this rank (rank {self.rank}): {problem}" if problem else ""))
-            if self.world_size > 1:
-                np.multiply(bucket, bucket.dtype.type(self._scale), out=bucket)
+                arrays = self._resolve(grads)
+                for _dtype, indices, bucket in self._groups:
+                    if bucket is None:
+                        if arrays[indices[0]] is not self._arena_grads[indices[0]]:
+                            raise ValueError("an arena's gradient is its own buffer: pass arena.grads or "
+                                             "arena.flat_grads")
+                        continue
+                    for i in indices:
+                        _check_grad(i, arrays[i], self._params[i])
+                        np.copyto(self._step_grads[i], arrays[i])  # type: ignore[arg-type]
+            except Exception as exception:
+                error = exception
+        # Every rank's gradients are checked (and packed) before the first Allreduce: a rank that failed would
+        # otherwise leave the others waiting in it, and an arena's gradients would be averaged in place.
+        self._agree(error, what, key)
+        for _dtype, indices, bucket in self._groups:
+            flat = self._arena_grads[indices[0]] if bucket is None else bucket
+            self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+            if self.world_size > 1:  # one rank: the sum is the average, skip a pass over memory
+                np.multiply(flat, flat.dtype.type(self._scale), out=flat)
         return [self._arena_grads.get(i, self._step_grads[i]) for i in range(len(self._params))]  # type: ignore[misc]
 
     def step(self, grads: Any, *, skip_if_nonfinite: bool = False, max_grad_norm: Optional[float] = None,
              norm_type: float = 2.0) -> bool:
         """Averages ``grads`` over the ranks (:meth:`average_gradients`) and steps the wrapped optimizer with
         them. ``grads`` as for the optimizer's own step (every parameter needs one). ``skip_if_nonfinite`` and
-        ``max_grad_norm`` act on the averaged gradient, which is the same on every rank, so every rank makes
-        the same decision. Returns True when the step was applied."""
-        averaged = self.average_gradients(grads)
-        applied = self.optimizer.step(averaged, skip_if_nonfinite=skip_if_nonfinite, max_grad_norm=max_grad_norm,
-                                      norm_type=norm_type)
+        ``max_grad_norm`` act on the averaged gradient, the Allreduce's result, which every rank receives bit
+        for bit alike (the MPI standard advises it and MPICH's algorithms do it), so every rank makes the same
+        decision; the options must be the same on every rank (compared before the Allreduce, with the
+        gradients' checks). Returns True when the step was applied."""
+        error = key = None
+        options: tuple[bool, Optional[float], float] = (False, None, 2.0)
+        try:
+            options = _step_options(skip_if_nonfinite, max_grad_norm, norm_type)
+            key = options if options[0] or options[1] is not None else None
+        except Exception as exception:
+            error = exception
+        averaged = self._average(grads, "DataParallel.step", key, error)
+        applied = self.optimizer.step(averaged, skip_if_nonfinite=options[0], max_grad_norm=options[1],
+                                      norm_type=options[2])
         self.skipped_steps = self.optimizer.skipped_steps
         self.last_grad_norm = self.optimizer.last_grad_norm
         return applied
@@ -466,10 +584,15 @@ class DataParallel(_Distributed):
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Loads a state dict into the wrapped optimizer. A collective: if it does not load on some rank,
+        every rank raises and every rank keeps the state it had."""
+        self._load_agreed(state_dict, strict, "DataParallel.load_state_dict")
+
+    def _load_local(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         self.optimizer.load_state_dict(state_dict, strict=strict)
 
     def consolidated_state_dict(self) -> dict[str, Any]:
-        """The full state dict (for DP every rank has it: the same as :meth:`state_dict`)."""
+        """The full state dict (for DP every rank has it: the same as :meth:`state_dict`). Not a collective."""
         return self.state_dict()
 
 
@@ -515,17 +638,8 @@ class ZeroRedundancyOptimizer(_Distributed):
 
     def __init__(self, optimizer: Optimizer, comm: Any = None, *, threads: Union[int, str, None] = "auto",
                  root: int = 0, align: int = _ALIGN) -> None:
-        name = type(optimizer).__name__
-        if name not in _ELEMENTWISE or type(optimizer).__module__.split(".")[0] != "fusedoptim":
-            raise TypeError(
-                f"ZeroRedundancyOptimizer needs an optimizer whose update is elementwise ({', '.join(_ELEMENTWISE)}); "
-                f"got {name}" + (": LAMB's trust ratio is a norm over each whole array, which a slice of the flat "
-                                 "parameters does not have (use DataParallel)" if name == "LAMB" else "")
-            )
-        super().__init__(optimizer, comm, threads, root)
-        dtypes = sorted({p.dtype.str for p in self._params})
-        if len(dtypes) != 1:
-            raise ValueError(f"ZeroRedundancyOptimizer needs parameters of one dtype, got {dtypes}")
+        self._align = align
+        super().__init__(optimizer, comm, threads, root, settings={"shard alignment": align})
         self.dtype = self._params[0].dtype
         self._sizes = [p.size for p in self._params]
         self.total = sum(self._sizes)
@@ -534,7 +648,6 @@ class ZeroRedundancyOptimizer(_Distributed):
         self.pieces = shard_pieces(self._sizes, self.start, self.end)
         self._counts = [e - s for s, e in self.bounds]
         self._displs = [s for s, _ in self.bounds]
-        self._mpi_type = self.MPI.FLOAT if self.dtype == np.float32 else self.MPI.DOUBLE
         arenas = list(optimizer._arenas.values())
         self._arena = arenas[0] if len(self._params) == 1 and arenas else None
         # Separate arrays: one flat bucket, for the packed gradients and then for the gathered parameters.
@@ -560,6 +673,20 @@ class ZeroRedundancyOptimizer(_Distributed):
         if len(optimizer.state):
             self._take_full_state()
 
+    def _check_optimizer(self, optimizer: Optimizer) -> None:
+        name = type(optimizer).__name__
+        if name not in _ELEMENTWISE or type(optimizer).__module__.split(".")[0] != "fusedoptim":
+            raise TypeError(
+                f"ZeroRedundancyOptimizer needs an optimizer whose update is elementwise ({', '.join(_ELEMENTWISE)}); "
+                f"got {name}" + (": LAMB's trust ratio is a norm over each whole array, which a slice of the flat "
+                                 "parameters does not have (use DataParallel)" if name == "LAMB" else "")
+            )
+        params = optimizer._params()
+        dtypes = sorted({p.dtype.str for p in params})
+        if len(dtypes) != 1:
+            raise ValueError(f"ZeroRedundancyOptimizer needs parameters of one dtype, got {dtypes}")
+        shard_bounds(sum(p.size for p in params), self.world_size, self._align)  # refuses a bad align
+
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         return self.shard_optimizer.param_groups
@@ -583,21 +710,29 @@ class ZeroRedundancyOptimizer(_Distributed):
              norm_type: float = 2.0) -> bool:
         """Reduce-scatter, scale by 1/N, step this rank's slice, all-gather the parameters (all collectives:
         every rank must call it). ``skip_if_nonfinite`` and ``max_grad_norm`` use the norm of the whole
-        averaged gradient, combined over the ranks with one scalar Allreduce, so every rank decides alike."""
+        averaged gradient, combined over the ranks with one scalar allgather, so every rank decides alike; the
+        options must be the same on every rank (compared before the first collective, with the gradients'
+        checks: if any rank's do not fit, every rank raises and nothing changes)."""
         MPI = self.MPI
-        arrays = self._resolve(grads)
-        if max_grad_norm is not None and (isinstance(max_grad_norm, bool) or not max_grad_norm >= 0):
-            raise ValueError(f"Invalid max_grad_norm: {max_grad_norm}")
-        p = _clip._norm_type(norm_type)
-        if self._arena is not None:
-            if arrays[0] is not self._arena.flat_grads:
-                raise ValueError("an arena's gradient is its own buffer: pass arena.grads or arena.flat_grads")
-            send = self._arena.flat_grads
-        else:
-            send = self._bucket
-            for i, (g, view) in enumerate(zip(arrays, _views(send, self._sizes))):
-                _check_grad(i, g, self._params[i])
-                np.copyto(view, g.reshape(-1))
+        error = key = None
+        try:
+            skip_if_nonfinite, max_grad_norm, p = _step_options(skip_if_nonfinite, max_grad_norm, norm_type)
+            key = (skip_if_nonfinite, max_grad_norm, p) if skip_if_nonfinite or max_grad_norm is not None else None
+            arrays = self._resolve(grads)
+            if self._arena is not None:
+                if arrays[0] is not self._arena.flat_grads:
+                    raise ValueError("an arena's gradient is its own buffer: pass arena.grads or arena.flat_grads")
+                send = self._arena.flat_grads
+            else:
+                send = self._bucket
+                for i, (g, view) in enumerate(zip(arrays, _views(send, self._sizes))):
+                    _check_grad(i, g, self._params[i])
+                    np.copyto(view, g.reshape(-1))
+        except Exception as exception:
+            error = exception
+        # A rank that failed would not join the Reduce_scatter; one whose options differ would run other
+        # collectives (the norms' allgather): agree first.
+        self._agree(error, "ZeroRedundancyOptimizer.step", key)
         self.comm.Reduce_scatter(send, self._shard_grads, recvcounts=self._counts, op=MPI.SUM)
         if self.world_size > 1:
             np.multiply(self._shard_grads, self.dtype.type(1.0 / self.world_size), out=self._shard_grads)
@@ -624,7 +759,9 @@ class ZeroRedundancyOptimizer(_Distributed):
             for piece in self.shard_optimizer._params():
                 flat[offset: offset + piece.size] = piece
                 offset += piece.size
-        self.comm.Allgatherv(MPI.IN_PLACE, [flat, self._counts, self._displs, self._mpi_type])
+        # The MPI datatype is the buffer's own (mpi4py maps the dtype): a fixed FLOAT/DOUBLE read 16-bit
+        # parameters as 4 or 8 bytes per element, past the end of the buffer.
+        self.comm.Allgatherv(MPI.IN_PLACE, [flat, (self._counts, self._displs)])
         if self._arena is None:
             for param, view in zip(self._params, _views(flat, self._sizes)):
                 np.copyto(param.reshape(-1), view)
@@ -645,7 +782,11 @@ class ZeroRedundancyOptimizer(_Distributed):
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         """Loads this rank's shard (from :meth:`state_dict`) or a full single-process state dict (from
         :meth:`consolidated_state_dict` or a plain optimizer over the same parameters), of which each rank
-        takes its slice. Not a collective."""
+        takes its slice. A collective: if it does not load on some rank (a shard of another layout, a damaged
+        entry), every rank raises and every rank keeps the state it had."""
+        self._load_agreed(state_dict, strict, "ZeroRedundancyOptimizer.load_state_dict")
+
+    def _load_local(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         if not isinstance(state_dict, Mapping):
             raise ValueError("state_dict must be a mapping with keys 'state' and 'param_groups'")
         if "zero_shard" in state_dict:
@@ -683,16 +824,35 @@ class ZeroRedundancyOptimizer(_Distributed):
     def consolidated_state_dict(self, root: Optional[int] = None) -> Optional[dict[str, Any]]:
         """Gathers every rank's shard to ``root`` (default: the wrapper's root) and returns there the state
         dict a single-process optimizer over the same parameters would have (loadable into the wrapped
-        optimizer or any like it); None on the other ranks. A collective."""
+        optimizer or any like it); None on the other ranks. A collective (every rank must pass the same
+        ``root``): when the root cannot assemble the shards, every rank raises."""
         root = self.root if root is None else root
-        shard = self.shard_optimizer
-        mine = [(i, lo, hi, dict(shard.state._get(piece) or {})) for piece, (i, lo, hi) in
-                zip(shard._params(), self.pieces)]
+        error, mine = None, []
+        try:
+            if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < self.world_size:
+                raise ValueError(f"root must be a rank in [0, {self.world_size}), got {root!r}")
+            shard = self.shard_optimizer
+            mine = [(i, lo, hi, dict(shard.state._get(piece) or {})) for piece, (i, lo, hi) in
+                    zip(shard._params(), self.pieces)]
+        except Exception as exception:
+            error = exception
+        self._agree(error, "consolidated_state_dict", key=root)
         shards = self.comm.gather(mine, root=root)
-        if self.rank != root:
-            return None
+        full_state = None
+        if self.rank == root:
+            try:
+                full_state = self._assemble(shards)
+            except Exception as exception:
+                error = exception
+        # The root's outcome, so the other ranks raise too (distributed.save would otherwise wait for a write
+        # the root never makes).
+        self._agree(error, "consolidated_state_dict")
+        return full_state
+
+    def _assemble(self, shards: list[Any]) -> dict[str, Any]:
+        """The full state dict from every rank's shard (on the root)."""
         merged = assemble_state(self._sizes, shards)
-        full = self.optimizer
+        full, shard = self.optimizer, self.shard_optimizer
         # Built with the wrapped optimizer's own state_dict (names, arenas, torch's layout), then dropped.
         full.state._replace([(self._params[i], {k: (v.reshape(self._params[i].shape) if isinstance(v, np.ndarray)
                                                     else v) for k, v in entry.items()})
@@ -740,19 +900,75 @@ class _Snapshot:
 Wrapper = Union[DataParallel, ZeroRedundancyOptimizer]
 
 
+class _Local:
+    """A wrapper posing as a plain optimizer for fusedoptim.load: its load_state_dict is this rank's alone
+    (distributed.load agrees once, over the whole load)."""
+
+    def __init__(self, wrapper: Wrapper) -> None:
+        self._wrapper = wrapper
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._wrapper.state_dict()
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        self._wrapper._load_local(state_dict, strict=strict)
+
+
 def save(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = None,
          params: Any = None, extra: Optional[Mapping[str, Any]] = None) -> None:
     """A collective: writes one consolidated checkpoint from the root rank (``fusedoptim.save``'s format:
     the full single-process state dict, so it loads into any number of ranks or a plain optimizer), then
-    waits until it is written. ``params`` and ``scheduler`` are taken from the root (the ranks agree)."""
+    waits until it is written. ``params`` and ``scheduler`` are taken from the root (the ranks agree). When
+    the root cannot write (a missing directory, a full disk), every rank raises, naming the root; an existing
+    file at ``path`` is left as it was (the write is atomic)."""
     full = optimizer.consolidated_state_dict()
+    error = None
     if optimizer.rank == optimizer.root:
-        _checkpoint.save(path, optimizer=_Snapshot(full), scheduler=scheduler, params=params, extra=extra)
-    optimizer.comm.Barrier()
+        try:
+            _checkpoint.save(path, optimizer=_Snapshot(full), scheduler=scheduler, params=params, extra=extra)
+        except Exception as exception:
+            error = exception
+    # Also the barrier: no rank returns before the root has written (or failed to).
+    optimizer._agree(error, "distributed.save")
 
 
 def load(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = None, params: Any = None,
          strict: bool = True) -> dict[str, Any]:
-    """Every rank reads the consolidated checkpoint that :func:`save` wrote (a file all ranks can see) and
-    takes its part; returns the ``extra`` dict. Not a collective, but call it on every rank."""
-    return _checkpoint.load(path, optimizer=optimizer, scheduler=scheduler, params=params, strict=strict)
+    """Every rank reads the checkpoint that :func:`save` (or ``fusedoptim.save`` of a shard, one file per
+    rank) wrote and takes its part; returns the ``extra`` dict. A collective: if the load fails on any rank (a
+    damaged or missing file, parameters that do not fit), every rank raises, naming that rank, and every rank
+    keeps the optimizer state, scheduler state and parameters it had (the ranks that loaded put them back).
+    Under MPI use this rather than ``fusedoptim.load(path, optimizer=wrapper)``, whose own checks run before
+    the wrapper's agreement."""
+    error = None
+    undo: Optional[Callable[[], None]] = None
+    try:
+        undo = _snapshot(optimizer, scheduler, params)
+        extra = _checkpoint.load(path, optimizer=_Local(optimizer), scheduler=scheduler, params=params,
+                                 strict=strict)
+    except Exception as exception:
+        error, undo = exception, None  # a failed load changed nothing on this rank
+    try:
+        optimizer._agree(error, "distributed.load")
+    except Exception:
+        if undo is not None:
+            undo()
+        raise
+    return extra
+
+
+def _snapshot(optimizer: Wrapper, scheduler: Any, params: Any) -> Callable[[], None]:
+    """What distributed.load may change on this rank (copies), and the function that puts it back."""
+    state = optimizer.state_dict()
+    scheduler_state = copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None
+    arrays = [] if params is None else list(params.values() if isinstance(params, Mapping) else params)
+    saved = [np.array(p, copy=True) for p in arrays]
+
+    def undo() -> None:
+        optimizer._load_local(state)
+        if scheduler is not None:
+            scheduler.load_state_dict(scheduler_state)
+        for p, values in zip(arrays, saved):
+            np.copyto(p, values)
+
+    return undo
