@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import reprlib
 import types
 from bisect import bisect_right
 from collections import Counter
@@ -174,6 +175,191 @@ def _check_state_dict(state_dict: Any) -> None:
         raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
 
 
+# --- state dict checks -----------------------------------------------------------------------------------------
+# A state dict is data, often read from a file: load_state_dict checks each entry as the constructor checks the
+# argument it comes from (and rates against the optimizer: one per group) before it sets anything. A check takes
+# the scheduler and the value and returns the value to set (a copy), or raises ValueError saying what it expected.
+
+StateCheck = Callable[[Any, Any], Any]
+
+# Long lists and strings in error messages are shortened ("[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, ...]").
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
+def _state_int(minimum: int) -> StateCheck:
+    def check(scheduler: Any, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"expected an int >= {minimum}")
+        return int(value)
+
+    return check
+
+
+def _state_real(
+    low: float = -math.inf, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
+    infinite: bool = False,
+) -> StateCheck:
+    """A real number in [low, high] (an end excluded with low_open / high_open), finite unless ``infinite``."""
+    if low > -math.inf and high < math.inf:
+        where = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low > -math.inf:
+        where = f" {'>' if low_open else '>='} {low:g}"
+    else:
+        where = ""
+    expected = f"expected a {'' if infinite else 'finite '}real number{where}"
+
+    def check(scheduler: Any, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(expected)
+        v = float(value)
+        if math.isnan(v) or (math.isinf(v) and not infinite):
+            raise ValueError(expected)
+        if v < low or (low_open and v == low) or v > high or (high_open and v == high):
+            raise ValueError(expected)
+        # ints stay ints (torch's state dicts compare equal to ours), NumPy scalars become floats
+        return value if type(value) in (int, float) else v
+
+    return check
+
+
+def _state_bool(scheduler: Any, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected True or False")
+    return value
+
+
+def _state_choice(*choices: str) -> StateCheck:
+    def check(scheduler: Any, value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"expected one of {', '.join(map(repr, choices))}")
+        return value
+
+    return check
+
+
+def _state_optional(element: StateCheck) -> StateCheck:
+    def check(scheduler: Any, value: Any) -> Any:
+        return None if value is None else element(scheduler, value)
+
+    return check
+
+
+def _state_per_group(element: StateCheck, what: str) -> StateCheck:
+    """A list with one ``element`` per parameter group of the scheduler's optimizer."""
+
+    def check(scheduler: Any, value: Any) -> list[Any]:
+        groups = len(scheduler.optimizer.param_groups)
+        if not isinstance(value, (list, tuple)) or len(value) != groups:
+            raise ValueError(f"expected a list of {groups} {what}, one per parameter group")
+        checked = []
+        for i, v in enumerate(value):
+            try:
+                checked.append(element(scheduler, v))
+            except ValueError as e:
+                raise ValueError(f"entry {i} is {v!r}: {e}") from None
+        return checked
+
+    return check
+
+
+_RATES = _state_per_group(_state_real(0.0), "finite rates >= 0")
+# The rates last set may be negative: torch's linear OneCycleLR extrapolates past min_lr on its last step.
+_SET_RATES = _state_per_group(_state_real(), "finite rates")
+_MOMENTA = _state_per_group(_state_real(), "finite momentum values")
+
+
+def _state_int_list(scheduler: Any, value: Any) -> list[int]:
+    """SequentialLR's milestones: one int per wrapped scheduler after the first."""
+    expected = len(scheduler._schedulers) - 1
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != expected
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in value)
+    ):
+        raise ValueError(f"expected a list of {expected} int milestones (one fewer than the schedulers)")
+    return [int(v) for v in value]
+
+
+def _state_milestone_counts(scheduler: Any, value: Any) -> Counter[int]:
+    """MultiStepLR's milestones: a Counter (a plain dict once it has been through a checkpoint's manifest)."""
+    if not isinstance(value, Mapping) or not all(
+        not isinstance(k, bool) and isinstance(k, numbers.Integral)
+        and not isinstance(n, bool) and isinstance(n, numbers.Integral) and n >= 1
+        for k, n in value.items()
+    ):
+        raise ValueError("expected a Counter of milestone epochs (int epoch -> int count >= 1)")
+    return Counter({int(k): int(n) for k, n in value.items()})
+
+
+def _state_attributes(function: Any, value: Any) -> Optional[dict[str, Any]]:
+    """A saved function (see _save_callables): None, or the attribute dict of a callable object. Only the
+    object's own attributes may be restored: the saved dict comes from the same kind of object."""
+    if value is None:
+        return None
+    if function is None or isinstance(function, types.FunctionType) or not hasattr(function, "__dict__"):
+        raise ValueError(
+            "expected None: this scheduler's function is a plain function, a lambda or none, which has no saved "
+            "attributes"
+        )
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected None or the attribute dict of the {type(function).__name__} object")
+    unknown = [key for key in value if not isinstance(key, str) or key not in vars(function)]
+    if unknown:
+        raise ValueError(f"{type(function).__name__} object has no attribute {unknown[0]!r}")
+    return copy.deepcopy(dict(value))
+
+
+_PHASE_KEYS = {
+    "end_step": None,
+    "start_lr": ("initial_lr", "max_lr", "min_lr"),
+    "end_lr": ("initial_lr", "max_lr", "min_lr"),
+    "start_momentum": ("max_momentum", "base_momentum"),
+    "end_momentum": ("max_momentum", "base_momentum"),
+}
+
+
+def _state_phases(scheduler: Any, value: Any) -> list[dict[str, Any]]:
+    """OneCycleLR's phases: the step each ends at and the group keys (never other group entries) it reads."""
+    expected = (
+        "expected 2 or 3 phases, each a dict of a finite 'end_step' and the group keys 'start_lr', 'end_lr' (of "
+        "'initial_lr', 'max_lr', 'min_lr'), 'start_momentum', 'end_momentum' (of 'max_momentum', 'base_momentum')"
+    )
+    if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+        raise ValueError(expected)
+    phases = []
+    for phase in value:
+        if not isinstance(phase, Mapping) or set(phase) != set(_PHASE_KEYS):
+            raise ValueError(expected)
+        for key, choices in _PHASE_KEYS.items():
+            entry = phase[key]
+            if choices is None:
+                if isinstance(entry, bool) or not isinstance(entry, numbers.Real) or not math.isfinite(entry):
+                    raise ValueError(expected)
+            elif entry not in choices:
+                raise ValueError(expected)
+        phases.append({key: phase[key] for key in _PHASE_KEYS})
+    return phases
+
+
+def _check_momentum_state(scheduler: Any, state: Mapping[str, Any], where: str, bounds: Sequence[str]) -> None:
+    """A cycled momentum needs its bounds, and beta1 (``use_beta1``) exactly when the optimizer has ``betas``."""
+    if not state["cycle_momentum"]:
+        return
+    missing = [key for key in ("use_beta1", *bounds) if key not in state]
+    if missing:
+        raise ValueError(
+            f"Invalid {where}['cycle_momentum']: True (this {type(scheduler).__name__} does not cycle the momentum, "
+            f"and the state has no {missing})"
+        )
+    uses_beta1 = _momentum_key(scheduler.optimizer) == "betas"
+    if state["use_beta1"] != uses_beta1:
+        raise ValueError(
+            f"Invalid {where}['use_beta1']: {state['use_beta1']} (the optimizer's momentum is "
+            f"{'beta1 of betas' if uses_beta1 else 'momentum'})"
+        )
+
+
 # --- the base class --------------------------------------------------------------------------------------------
 
 
@@ -206,6 +392,13 @@ class LRScheduler:
     _not_saved: ClassVar[frozenset[str]] = frozenset({"optimizer", "_is_initial"})
     # True during the initial step taken at construction; the chainable forms leave the rates as they are then.
     _is_initial: bool = False
+    # How load_state_dict checks each entry this class saves (see _state_check); subclasses add their own.
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "last_epoch": _state_int(-1),
+        "_step_count": _state_int(0),
+        "base_lrs": _RATES,
+        "_last_lr": _SET_RATES,
+    }
 
     optimizer: OptimizerLike
     last_epoch: int
@@ -294,12 +487,61 @@ class LRScheduler:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict`; the next :meth:`step` continues the saved schedule.
 
-        Load the optimizer's state dict too (it holds the current rates and ``initial_lr``).
+        Load the optimizer's state dict too (it holds the current rates and ``initial_lr``). A torch scheduler's
+        state dict loads too (its flags ``_get_lr_called_within_step`` and ``_is_initial`` are ignored).
+
+        Raises
+        ------
+        TypeError
+            If ``state_dict`` is not a mapping.
+        ValueError
+            Naming the entry and its value, if an entry is not one this scheduler's :meth:`state_dict` has (so
+            no entry can shadow a method such as ``step``), or its value is not of the type and range the
+            constructor accepts (one finite rate per parameter group for ``base_lrs`` and ``_last_lr``). Every
+            entry is checked before any is set: on error the scheduler is unchanged.
+        """
+        self._apply_state(self._check_state(state_dict))
+
+    @classmethod
+    def _state_check(cls, key: str) -> Optional[StateCheck]:
+        for klass in cls.__mro__:
+            checks = klass.__dict__.get("_state_checks")
+            if checks is not None and key in checks:
+                return cast(StateCheck, checks[key])
+        return None
+
+    def _check_state(self, state_dict: Any, where: str = "state_dict") -> dict[str, Any]:
+        """The entries of ``state_dict`` to set, checked and copied; ``where`` names it in error messages.
+
+        Changes nothing (fusedoptim.load calls it before it loads the optimizer). A key is known if this
+        scheduler's own state dict has it; an attribute a subclass outside this module adds, which has no check,
+        is copied as it is.
         """
         _check_state_dict(state_dict)
-        self.__dict__.update(
-            {key: copy.deepcopy(value) for key, value in state_dict.items() if key not in _IGNORED_ON_LOAD}
-        )
+        known = {key for key in vars(self) if key not in self._not_saved}
+        state: dict[str, Any] = {}
+        for key, value in state_dict.items():
+            if key in _IGNORED_ON_LOAD:
+                continue
+            if key not in known:
+                raise ValueError(
+                    f"Invalid {where}[{key!r}]: {_short.repr(value)} ({type(self).__name__} has no state named "
+                    f"{key!r}; its state is {sorted(known)})"
+                )
+            check = self._state_check(key)
+            try:
+                state[key] = copy.deepcopy(value) if check is None else check(self, value)
+            except ValueError as e:
+                raise ValueError(f"Invalid {where}[{key!r}]: {_short.repr(value)} ({e})") from None
+        self._check_state_together({**vars(self), **state}, where)
+        return state
+
+    def _check_state_together(self, state: Mapping[str, Any], where: str) -> None:
+        """Checks that involve several entries, on the state as it would be after loading."""
+
+    def _apply_state(self, state: Mapping[str, Any]) -> None:
+        """Sets the entries :meth:`_check_state` returned; cannot fail."""
+        self.__dict__.update(state)
 
 
 # --- schedules of one factor per epoch -------------------------------------------------------------------------
@@ -335,14 +577,28 @@ class _LambdaScheduler(LRScheduler):
         state["lr_lambdas"] = _save_callables(self.lr_lambdas)
         return state
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """As :meth:`LRScheduler.load_state_dict`; the functions stay this scheduler's own, and a callable
-        object's saved attributes are restored into it."""
-        _check_state_dict(state_dict)
-        saved = state_dict.get("lr_lambdas", [None] * len(self.lr_lambdas))
-        if len(saved) != len(self.lr_lambdas):
-            raise ValueError(f"state_dict has {len(saved)} lr_lambdas, this scheduler has {len(self.lr_lambdas)}")
-        super().load_state_dict({key: value for key, value in state_dict.items() if key != "lr_lambdas"})
+    def _check_lambdas(self, value: Any) -> list[Optional[dict[str, Any]]]:
+        if not isinstance(value, (list, tuple)) or len(value) != len(self.lr_lambdas):
+            raise ValueError(
+                f"expected a list of {len(self.lr_lambdas)} entries, one per function: None for a function or "
+                "lambda, the attribute dict of a callable object"
+            )
+        checked = []
+        for i, (function, attributes) in enumerate(zip(self.lr_lambdas, value, strict=True)):
+            try:
+                checked.append(_state_attributes(function, attributes))
+            except ValueError as e:
+                raise ValueError(f"entry {i}: {e}") from None
+        return checked
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {"lr_lambdas": _check_lambdas}
+
+    def _apply_state(self, state: Mapping[str, Any]) -> None:
+        """As :meth:`LRScheduler._apply_state`; the functions stay this scheduler's own, and a callable object's
+        saved attributes are restored into it."""
+        state = dict(state)
+        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
+        super()._apply_state(state)
         _restore_callables(self.lr_lambdas, saved)
 
 
@@ -431,6 +687,11 @@ class StepLR(LRScheduler):
         Index of the last epoch (-1 starts the schedule).
     """
 
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "step_size": _state_int(1),
+        "gamma": _state_real(0.0),
+    }
+
     def __init__(self, optimizer: OptimizerLike, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         _check_int("step_size", step_size, 1)
         _check_nonnegative("gamma", gamma)
@@ -466,6 +727,11 @@ class MultiStepLR(LRScheduler):
     last_epoch
         Index of the last epoch (-1 starts the schedule).
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "milestones": _state_milestone_counts,
+        "gamma": _state_real(0.0),
+    }
 
     def __init__(
         self, optimizer: OptimizerLike, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1
@@ -510,6 +776,11 @@ class ConstantLR(LRScheduler):
     last_epoch
         Index of the last epoch (-1 starts the schedule).
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "factor": _state_real(0.0, 1.0),
+        "total_iters": _state_int(0),
+    }
 
     def __init__(
         self, optimizer: OptimizerLike, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
@@ -563,6 +834,12 @@ class LinearLR(LRScheduler):
     last_epoch
         Index of the last epoch (-1 starts the schedule).
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "start_factor": _state_real(0.0, 1.0, low_open=True),
+        "end_factor": _state_real(0.0, 1.0),
+        "total_iters": _state_int(0),
+    }
 
     def __init__(
         self,
@@ -627,6 +904,8 @@ class ExponentialLR(LRScheduler):
         Index of the last epoch (-1 starts the schedule).
     """
 
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {"gamma": _state_real(0.0)}
+
     def __init__(self, optimizer: OptimizerLike, gamma: float, last_epoch: int = -1) -> None:
         _check_nonnegative("gamma", gamma)
         self.gamma = gamma
@@ -662,6 +941,11 @@ class PolynomialLR(LRScheduler):
     last_epoch
         Index of the last epoch (-1 starts the schedule).
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "total_iters": _state_int(1),
+        "power": _state_real(0.0),
+    }
 
     def __init__(
         self, optimizer: OptimizerLike, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
@@ -717,6 +1001,11 @@ class CosineAnnealingLR(LRScheduler):
     last_epoch
         Index of the last epoch (-1 starts the schedule).
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "T_max": _state_int(1),
+        "eta_min": _state_real(0.0),
+    }
 
     def __init__(self, optimizer: OptimizerLike, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         _check_int("T_max", T_max, 1)
@@ -788,21 +1077,35 @@ class _CompositeStateMixin:
         state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
         return state
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, the wrapped schedulers included."""
+    def _check_state(self, state_dict: Any, where: str = "state_dict") -> dict[str, Any]:
+        """As :meth:`LRScheduler._check_state`, the wrapped schedulers' state dicts (all required) included."""
         _check_state_dict(state_dict)
-        saved = state_dict.get("_schedulers", [])
-        if len(saved) != len(self._schedulers):
-            raise ValueError(f"state_dict has {len(saved)} schedulers, this one wraps {len(self._schedulers)}")
-        self.__dict__.update(
-            {
-                key: copy.deepcopy(value)
-                for key, value in state_dict.items()
-                if key not in _IGNORED_ON_LOAD and key != "_schedulers"
-            }
-        )
-        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
-            scheduler.load_state_dict(scheduler_state)
+        saved = state_dict.get("_schedulers")
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(self._schedulers):
+            raise ValueError(
+                f"Invalid {where}['_schedulers']: {_short.repr(saved)} (expected a list of {len(self._schedulers)} "
+                "state dicts, one per wrapped scheduler)"
+            )
+        inner = [
+            # A scheduler from outside this module checks its state only when it loads it (after ours are set).
+            scheduler._check_state(state, f"{where}['_schedulers'][{i}]")
+            if isinstance(scheduler, LRScheduler) else copy.deepcopy(state)
+            for i, (scheduler, state) in enumerate(zip(self._schedulers, saved, strict=True))
+        ]
+        own = {key: value for key, value in state_dict.items() if key != "_schedulers"}
+        state = LRScheduler._check_state(cast(LRScheduler, self), own, where)
+        state["_schedulers"] = inner
+        return state
+
+    def _apply_state(self, state: Mapping[str, Any]) -> None:
+        state = dict(state)
+        inner = state.pop("_schedulers")
+        LRScheduler._apply_state(cast(LRScheduler, self), state)
+        for scheduler, scheduler_state in zip(self._schedulers, inner, strict=True):
+            if isinstance(scheduler, LRScheduler):
+                scheduler._apply_state(scheduler_state)
+            else:
+                scheduler.load_state_dict(scheduler_state)
 
 
 class SequentialLR(_CompositeStateMixin, LRScheduler):
@@ -832,6 +1135,8 @@ class SequentialLR(_CompositeStateMixin, LRScheduler):
     >>> cosine = CosineAnnealingLR(opt, T_max=95)  # doctest: +SKIP
     >>> scheduler = SequentialLR(opt, [warmup, cosine], milestones=[5])  # doctest: +SKIP
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {"_milestones": _state_int_list}
 
     def __init__(
         self,
@@ -971,6 +1276,22 @@ class ReduceLROnPlateau(LRScheduler):
     ...     scheduler.step(validation_loss())
     """
 
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "factor": _state_real(0.0, 1.0, high_open=True),
+        "min_lrs": _RATES,
+        "default_min_lr": _state_optional(_state_real(0.0)),
+        "patience": _state_int(0),
+        "cooldown": _state_int(0),
+        "cooldown_counter": _state_int(0),
+        "num_bad_epochs": _state_int(0),
+        "eps": _state_real(0.0),
+        "best": _state_real(infinite=True),  # starts at +-inf (mode_worse)
+        "mode": _state_choice("min", "max"),
+        "mode_worse": _state_real(infinite=True),  # recomputed from mode on load, as torch does
+        "threshold": _state_real(0.0),
+        "threshold_mode": _state_choice("rel", "abs"),
+    }
+
     def __init__(
         self,
         optimizer: OptimizerLike,
@@ -1090,9 +1411,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restores a :meth:`state_dict` (and checks its mode and threshold)."""
-        super().load_state_dict(state_dict)
+    def _apply_state(self, state: Mapping[str, Any]) -> None:
+        super()._apply_state(state)
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
 
 
@@ -1284,13 +1604,41 @@ class CyclicLR(LRScheduler):
         state["_scale_fn_custom"] = _save_callables([self._scale_fn_custom])[0]
         return state
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """As :meth:`LRScheduler.load_state_dict`; ``scale_fn`` stays this scheduler's own, and a callable
-        object's saved attributes are restored into it."""
-        _check_state_dict(state_dict)
-        saved = state_dict.get("_scale_fn_custom")
-        super().load_state_dict({key: value for key, value in state_dict.items() if key != "_scale_fn_custom"})
-        if saved is not None and self._scale_fn_custom is not None:
+    def _check_mode(self, value: Any) -> str:
+        # Any name goes with a custom scale_fn (which replaces the mode), as in the constructor.
+        if not isinstance(value, str) or (
+            self._scale_fn_custom is None and value not in ("triangular", "triangular2", "exp_range")
+        ):
+            raise ValueError("expected 'triangular', 'triangular2' or 'exp_range'")
+        return value
+
+    def _check_scale_fn(self, value: Any) -> Optional[dict[str, Any]]:
+        return _state_attributes(self._scale_fn_custom, value)
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "max_lrs": _RATES,
+        "total_size": _state_real(0.0, low_open=True),
+        "step_ratio": _state_real(0.0, 1.0, low_open=True),
+        "mode": _check_mode,
+        "gamma": _state_real(0.0),
+        "_scale_fn_custom": _check_scale_fn,
+        "scale_mode": _state_choice("cycle", "iterations"),
+        "cycle_momentum": _state_bool,
+        "use_beta1": _state_bool,
+        "base_momentums": _MOMENTA,
+        "max_momentums": _MOMENTA,
+    }
+
+    def _check_state_together(self, state: Mapping[str, Any], where: str) -> None:
+        _check_momentum_state(self, state, where, ("base_momentums", "max_momentums"))
+
+    def _apply_state(self, state: Mapping[str, Any]) -> None:
+        """As :meth:`LRScheduler._apply_state`; ``scale_fn`` stays this scheduler's own, and a callable object's
+        saved attributes are restored into it."""
+        state = dict(state)
+        saved = state.pop("_scale_fn_custom", None)
+        super()._apply_state(state)
+        if saved is not None:
             _restore_callables([self._scale_fn_custom], [saved])
         self._init_scale_mode()
 
@@ -1335,6 +1683,14 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     ...         opt.step(grads(i))
     ...         scheduler.step(epoch + i / batches)
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "T_0": _state_int(1),
+        "T_i": _state_int(1),
+        "T_mult": _state_int(1),
+        "eta_min": _state_real(0.0),
+        "T_cur": _state_real(),
+    }
 
     def __init__(
         self, optimizer: OptimizerLike, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1
@@ -1442,6 +1798,18 @@ class OneCycleLR(LRScheduler):
     ValueError
         From :meth:`step` once it is called more than ``total_steps`` times.
     """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "total_steps": _state_int(1),
+        "_anneal_func_type": _state_choice("cos", "linear"),
+        "_schedule_phases": _state_phases,
+        "cycle_momentum": _state_bool,
+        "use_beta1": _state_bool,
+    }
+
+    def _check_state_together(self, state: Mapping[str, Any], where: str) -> None:
+        # The momentum bounds live in the optimizer's groups (max_momentum, base_momentum), not here.
+        _check_momentum_state(self, state, where, ())
 
     def __init__(
         self,
