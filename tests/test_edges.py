@@ -372,10 +372,12 @@ def test_real_sigint_during_steps_loses_no_step_and_applies_none_twice():
 # --- concurrent mutation ------------------------------------------------------------------------------------
 
 
-def _in_a_long_step(opt, grads, call):
-    """Runs ``call`` from this thread while another thread is inside ``opt.step(grads)`` (retrying until the
-    call really started while the step held the optimizer); returns the call's result."""
+def _in_a_long_step(make, call):
+    """Runs ``call(opt)`` from this thread while another thread is inside ``opt.step(grads)``, for ``opt, grads =
+    make()``, retrying with a fresh optimizer until the call really started while the step held the optimizer;
+    returns (opt, the call's result)."""
     for _ in range(30):
+        opt, grads = make()
         started = threading.Event()
 
         def stepper():
@@ -389,10 +391,10 @@ def _in_a_long_step(opt, grads, call):
         while not opt._step_lock.locked() and t.is_alive() and time.perf_counter() < deadline:
             pass
         held = opt._step_lock.locked()
-        result = call()
+        result = call(opt)
         t.join()
         if held:
-            return result
+            return opt, result
     pytest.skip("could not catch the step running (a loaded machine)")
 
 
@@ -403,44 +405,50 @@ N_LONG = 4_000_000
 def test_mutators_wait_for_a_running_step(what):
     """load_state_dict, add_param_group, state_dict() and ``opt.state[p] = ...`` from another thread during a step
     wait for it: a loaded state dict is not advanced by the step's commit, a snapshot is not torn."""
-    p = np.zeros(N_LONG, np.float32)
-    g = np.ones_like(p)
-    opt = fusedoptim.Adam([p], lr=0.1)
-    opt.step([g])
-    saved = opt.state_dict()  # step 1
+    saved = {}
+
+    def make():
+        p = np.zeros(N_LONG, np.float32)
+        g = np.ones_like(p)
+        opt = fusedoptim.Adam([p], lr=0.1)
+        opt.step([g])
+        saved["sd"] = opt.state_dict()  # step 1
+        saved["entry"] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state[p].items()}
+        return opt, [g]
+
     if what == "load_state_dict":
-        _in_a_long_step(opt, [g], lambda: opt.load_state_dict(saved))
-        assert opt.state[p]["step"] == 1
-        np.testing.assert_array_equal(opt.state[p]["exp_avg"], saved["state"][0]["exp_avg"])
+        opt, _ = _in_a_long_step(make, lambda opt: opt.load_state_dict(saved["sd"]))
+        assert opt.state[0]["step"] == 1
+        np.testing.assert_array_equal(opt.state[0]["exp_avg"], saved["sd"]["state"][0]["exp_avg"])
     elif what == "state_dict":
-        snap = _in_a_long_step(opt, [g], opt.state_dict)
+        opt, snap = _in_a_long_step(make, lambda opt: opt.state_dict())
         entry = snap["state"][0]
-        # Taken after the step: its count and its moments agree (step 2: exp_avg = 1 - 0.9**2).
+        # Taken after the step: its count and its moments agree.
         assert entry["step"] == 2
-        np.testing.assert_array_equal(entry["exp_avg"], opt.state[p]["exp_avg"])
+        np.testing.assert_array_equal(entry["exp_avg"], opt.state[0]["exp_avg"])
     elif what == "add_param_group":
-        q = np.zeros(10, np.float32)
-        _in_a_long_step(opt, [g], lambda: opt.add_param_group({"params": [q]}))
-        assert len(opt.param_groups) == 2 and opt.state[p]["step"] == 2
+        opt, _ = _in_a_long_step(make, lambda opt: opt.add_param_group({"params": [np.zeros(10, np.float32)]}))
+        assert len(opt.param_groups) == 2 and opt.state[0]["step"] == 2
     else:
-        entry = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state[p].items()}
-        _in_a_long_step(opt, [g], lambda: opt.state.__setitem__(p, entry))
-        assert opt.state[p] is entry and entry["step"] == 1
+        opt, _ = _in_a_long_step(make, lambda opt: opt.state.__setitem__(0, saved["entry"]))
+        assert opt.state[0] is saved["entry"] and saved["entry"]["step"] == 1
 
 
 def test_a_second_concurrent_step_is_refused_not_run():
-    p = np.zeros(N_LONG, np.float32)
-    g = np.ones_like(p)
-    opt = fusedoptim.SGD([p], lr=0.1)
     errors = []
 
-    def second():
+    def make():
+        p = np.zeros(N_LONG, np.float32)
+        return fusedoptim.SGD([p], lr=0.1), [np.ones_like(p)]
+
+    def second(opt):
+        errors.clear()
         try:
-            opt.step([g])
+            opt.step([np.ones(N_LONG, np.float32)])
         except RuntimeError as e:
             errors.append(str(e))
 
-    _in_a_long_step(opt, [g], second)
+    _in_a_long_step(make, second)
     assert errors and "already running" in errors[0]
 
 

@@ -236,7 +236,7 @@ def test_mutable_hyperparameters_are_checked_every_step():
         opt.step(make_grads(params, seed=2))
 
 
-MIXED = [info for info in PLANNED if info.cls._mixed_precision]
+MIXED = [info for info in PLANNED if info.cls.mixed_precision]
 # (parameter dtype, state_dtype, rounding)
 MODES = [("float16", None), ("bfloat16", None), ("float32", "bfloat16"), ("float32", "float16"),
          ("bfloat16", "bfloat16"), ("bfloat16", None, "stochastic"), ("float32", "bfloat16", "stochastic")]

@@ -1,4 +1,5 @@
-"""Hyperparameter checks shared by the optimizer classes and the functional API.
+"""Every argument check, in one place: the optimizer classes, the functional API and the reference (the spec,
+which must not depend on the implementation) all use these.
 
 Messages follow torch.optim ("Invalid learning rate: -0.1") and name the argument and its value. Values that
 are NaN or infinite are rejected too: they would silently turn every parameter into NaN.
@@ -14,6 +15,17 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "check_adadelta",
+    "check_adagrad",
+    "check_adam",
+    "check_adamax",
+    "check_betas",
+    "check_lamb",
+    "check_lion",
+    "check_nadam",
+    "check_radam",
+    "check_rmsprop",
+    "check_sgd",
     "check_bool",
     "check_nonnegative",
     "check_beta",
@@ -77,3 +89,98 @@ def check_steps(steps: Any) -> list[int]:
             raise ValueError(f"Invalid step number: steps[{i}] = {t} (steps count from 1, below 2**62)")
         out.append(int(t))
     return out
+
+
+# --- each family's hyperparameters (torch's messages) ------------------------------------------------------
+
+
+def _check_adam_like(lr, beta1, beta2, eps, weight_decay) -> None:
+    """The checks every Adam-family optimizer shares."""
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1)
+    check_beta("beta parameter at index 1", "beta2", beta2)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+
+
+def check_betas(betas: Any) -> tuple[float, float]:
+    """A pair of coefficients (each optimizer checks their range)."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair of floats, got {betas!r}")
+    return betas[0], betas[1]
+
+
+def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_nonnegative("momentum value", "momentum", momentum)
+    check_nonnegative("dampening value", "dampening", dampening)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("nesterov", nesterov)
+    check_bool("maximize", maximize)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_nonnegative("lr_decay value", "lr_decay", lr_decay)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_bool("maximize", maximize)
+
+
+def check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("alpha value", "alpha", alpha, closed=True)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_nonnegative("momentum value", "momentum", momentum)
+    check_bool("centered", centered)
+    check_bool("maximize", maximize)
+    check_bool("eps_in_sqrt", eps_in_sqrt)
+
+
+def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay) -> None:
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
+    check_bool("amsgrad", amsgrad)
+    check_bool("maximize", maximize)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+
+
+def check_adadelta(lr, rho, eps, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("rho value", "rho", rho, closed=True)
+    check_nonnegative("epsilon value", "eps", eps)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_adamax(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize) -> None:
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
+    check_nonnegative("momentum_decay value", "momentum_decay", momentum_decay)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize) -> None:
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_beta("beta parameter at index 0", "beta1", beta1, closed=True)
+    check_beta("beta parameter at index 1", "beta2", beta2, closed=True)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
+    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
+    check_bool("maximize", maximize)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
+from ._validation import check_adadelta
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["Adadelta"]
@@ -42,7 +43,7 @@ class Adadelta(Optimizer):
                                       lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        F.check_adadelta(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
+        check_adadelta(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         states, commit = self._gather_state(group, params, {"square_avg": np.zeros_like, "acc_delta": np.zeros_like})

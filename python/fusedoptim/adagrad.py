@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
-from ._validation import check_nonnegative
+from ._validation import check_adagrad, check_nonnegative
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["Adagrad"]
@@ -54,7 +54,7 @@ class Adagrad(Optimizer):
             state.setdefault("sum", self._new_state_array(group, p, group["initial_accumulator_value"]))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        F.check_adagrad(group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])
+        check_adagrad(group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])
         check_nonnegative("initial_accumulator_value value", "initial_accumulator_value",
                           group["initial_accumulator_value"])
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from . import functional as F
+from ._validation import check_adam, check_betas
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["Adam", "AdamW"]
 
 
-def check_betas(betas: Any) -> tuple[float, float]:
-    """A pair of coefficients (each optimizer checks their range)."""
-    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair of floats, got {betas!r}")
-    return betas[0], betas[1]
 
 
 class Adam(Optimizer):
@@ -67,7 +62,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        F.check_adam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
+        check_adam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
                      group["maximize"], group["decoupled_weight_decay"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):

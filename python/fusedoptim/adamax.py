@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
-from .adam import check_betas
+from ._validation import check_adamax, check_betas
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["Adamax"]
@@ -43,7 +43,7 @@ class Adamax(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        F.check_adamax(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
+        check_adamax(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like, "exp_inf": np.zeros_like})

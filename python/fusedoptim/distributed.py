@@ -80,10 +80,6 @@ __all__ = [
 
 MPI_EXTRA = 'pip install "fusedoptim[mpi]"'
 
-# The optimizers whose update of an element reads only that element (and per-step scalars), so a slice of
-# the flat parameters can be stepped on its own. LAMB is not one: its trust ratio is a norm over a whole array.
-_ELEMENTWISE = ("SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion")
-
 # Shard boundaries fall on multiples of 64 bytes' worth of float32 elements, so every rank's slice starts on a
 # cache line (and a SIMD-aligned address) when the flat buffer does.
 _ALIGN = 16
@@ -204,10 +200,10 @@ def _layout(optimizer: Optimizer) -> dict[str, Any]:
         groups.append((len(group["params"]), repr(sorted(hyper.items()))))
     return {
         "optimizer": type(optimizer).__name__,
-        "parameter count": len(optimizer._params()),
-        "arena shapes": [dict(arena.shapes) for arena in optimizer._arenas.values()],
-        "parameter shapes": [(tuple(p.shape), p.dtype.str) for p in optimizer._params()],
-        "parameter names": optimizer._names(),
+        "parameter count": len(optimizer.parameters()),
+        "arena shapes": [dict(arena.shapes) for arena in optimizer.arenas],
+        "parameter shapes": [(tuple(p.shape), p.dtype.str) for p in optimizer.parameters()],
+        "parameter names": optimizer.parameter_names(),
         "parameter groups": groups,
     }
 
@@ -264,7 +260,7 @@ class _Distributed:
         message = compare_layouts(self.comm.allgather(layout))
         if message is not None:
             raise ValueError(message)
-        self._params = optimizer._params()
+        self._params = optimizer.parameters()
         self.skipped_steps = 0
         self.last_grad_norm: Optional[float] = None
 
@@ -402,7 +398,7 @@ class _Distributed:
             error = exception
         self._agree(error, "check_consistent")
         every = self.comm.allgather(mine)
-        names = self.optimizer._names()
+        names = self.optimizer.parameter_names()
         problems = []
         for r, sums in enumerate(every):
             bad = [i for i, (a, b) in enumerate(zip(sums, every[0])) if a != b]
@@ -495,7 +491,7 @@ class DataParallel(_Distributed):
     def __init__(self, optimizer: Optimizer, comm: Any = None, *, threads: Union[int, str, None] = "auto",
                  root: int = 0) -> None:
         super().__init__(optimizer, comm, threads, root)
-        arena_params = {id(a.flat_params): a for a in optimizer._arenas.values()}
+        arena_params = {id(a.flat_params): a for a in optimizer.arenas}
         # One communication group per dtype, decided from the layout alone so it is the same on every rank:
         # in place on an arena's flat gradients when the dtype has only that parameter, else a packed bucket.
         self._groups: list[tuple[np.dtype, list[int], Optional[np.ndarray]]] = []
@@ -648,7 +644,7 @@ class ZeroRedundancyOptimizer(_Distributed):
         self.pieces = shard_pieces(self._sizes, self.start, self.end)
         self._counts = [e - s for s, e in self.bounds]
         self._displs = [s for s, _ in self.bounds]
-        arenas = list(optimizer._arenas.values())
+        arenas = list(optimizer.arenas)
         self._arena = arenas[0] if len(self._params) == 1 and arenas else None
         # Separate arrays: one flat bucket, for the packed gradients and then for the gathered parameters.
         self._bucket = None if self._arena is not None else np.zeros(self.total, self.dtype)
@@ -674,14 +670,14 @@ class ZeroRedundancyOptimizer(_Distributed):
             self._take_full_state()
 
     def _check_optimizer(self, optimizer: Optimizer) -> None:
-        name = type(optimizer).__name__
-        if name not in _ELEMENTWISE or type(optimizer).__module__.split(".")[0] != "fusedoptim":
+        # Shards are flat slices: each element's update must read only that element (Optimizer.elementwise).
+        if not optimizer.elementwise:
             raise TypeError(
-                f"ZeroRedundancyOptimizer needs an optimizer whose update is elementwise ({', '.join(_ELEMENTWISE)}); "
-                f"got {name}" + (": LAMB's trust ratio is a norm over each whole array, which a slice of the flat "
-                                 "parameters does not have (use DataParallel)" if name == "LAMB" else "")
+                f"ZeroRedundancyOptimizer needs an optimizer whose update is elementwise; got {type(optimizer).__name__}"
+                + (", whose update reduces over each whole array (its trust ratio), which a slice of the flat "
+                   "parameters does not have (use DataParallel)" if optimizer.per_array_reductions else "")
             )
-        params = optimizer._params()
+        params = optimizer.parameters()
         dtypes = sorted({p.dtype.str for p in params})
         if len(dtypes) != 1:
             raise ValueError(f"ZeroRedundancyOptimizer needs parameters of one dtype, got {dtypes}")
@@ -746,8 +742,8 @@ class ZeroRedundancyOptimizer(_Distributed):
                 self.skipped_steps += 1
                 return False  # the same decision on every rank: nothing changed anywhere
             if max_grad_norm is not None:
-                clip_coef = max_grad_norm / (total + 1e-6)  # clip_grad_norm_'s rule, as Optimizer.step
-                if not clip_coef >= 1.0:
+                clip_coef = _clip._clip_coef(max_grad_norm, total)
+                if clip_coef is not None:
                     np.multiply(self._shard_grads, self.dtype.type(clip_coef), out=self._shard_grads)
         self.shard_optimizer.step(self._piece_grads)
 
@@ -756,7 +752,7 @@ class ZeroRedundancyOptimizer(_Distributed):
         else:
             flat = self._bucket
             offset = self.start
-            for piece in self.shard_optimizer._params():
+            for piece in self.shard_optimizer.parameters():
                 flat[offset: offset + piece.size] = piece
                 offset += piece.size
         # The MPI datatype is the buffer's own (mpi4py maps the dtype): a fixed FLOAT/DOUBLE read 16-bit
@@ -809,7 +805,7 @@ class ZeroRedundancyOptimizer(_Distributed):
         full, shard = self.optimizer, self.shard_optimizer
         full_params = self._params
         entries = []
-        for piece, (i, lo, hi) in zip(shard._params(), self.pieces):
+        for piece, (i, lo, hi) in zip(shard.parameters(), self.pieces):
             entry = full.state._get(full_params[i])
             if entry:
                 entries.append((piece, {k: (np.array(v.reshape(-1)[lo:hi]) if isinstance(v, np.ndarray) else v)
@@ -833,7 +829,7 @@ class ZeroRedundancyOptimizer(_Distributed):
                 raise ValueError(f"root must be a rank in [0, {self.world_size}), got {root!r}")
             shard = self.shard_optimizer
             mine = [(i, lo, hi, dict(shard.state._get(piece) or {})) for piece, (i, lo, hi) in
-                    zip(shard._params(), self.pieces)]
+                    zip(shard.parameters(), self.pieces)]
         except Exception as exception:
             error = exception
         self._agree(error, "consolidated_state_dict", key=root)

@@ -20,7 +20,19 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._validation import check_beta, check_bool, check_nonnegative, check_steps
+from ._validation import (
+    check_adadelta,
+    check_adagrad,
+    check_adam,
+    check_adamax,
+    check_lamb,
+    check_lion,
+    check_nadam,
+    check_radam,
+    check_rmsprop,
+    check_sgd,
+    check_steps,
+)
 
 __all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
 
@@ -29,17 +41,6 @@ OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
 
 
 # --- SGD ---------------------------------------------------------------------------------------------------
-
-
-def check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_nonnegative("momentum value", "momentum", momentum)
-    check_nonnegative("dampening value", "dampening", dampening)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
-    check_bool("nesterov", nesterov)
-    check_bool("maximize", maximize)
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
 def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None, checked=False, precision=None, state_dtype=None):
@@ -97,14 +98,6 @@ def sgd_(
 # --- Adagrad -----------------------------------------------------------------------------------------------
 
 
-def check_adagrad(lr, lr_decay, weight_decay, eps, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_nonnegative("lr_decay value", "lr_decay", lr_decay)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_bool("maximize", maximize)
-
-
 def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
@@ -135,17 +128,6 @@ def adagrad_(
 
 
 # --- RMSprop -----------------------------------------------------------------------------------------------
-
-
-def check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("alpha value", "alpha", alpha, closed=True)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
-    check_nonnegative("momentum value", "momentum", momentum)
-    check_bool("centered", centered)
-    check_bool("maximize", maximize)
-    check_bool("eps_in_sqrt", eps_in_sqrt)
 
 
 def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
@@ -195,22 +177,6 @@ def rmsprop_(
 
 
 # --- Adam and AdamW ----------------------------------------------------------------------------------------
-
-
-def _check_adam_like(lr, beta1, beta2, eps, weight_decay) -> None:
-    """The checks every Adam-family optimizer shares."""
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("beta parameter at index 0", "beta1", beta1)
-    check_beta("beta parameter at index 1", "beta2", beta2)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
-
-
-def check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay) -> None:
-    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
-    check_bool("amsgrad", amsgrad)
-    check_bool("maximize", maximize)
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
 
 
 def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps,
@@ -283,14 +249,6 @@ def adamw_(
 # --- Adadelta ----------------------------------------------------------------------------------------------
 
 
-def check_adadelta(lr, rho, eps, weight_decay, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("rho value", "rho", rho, closed=True)
-    check_nonnegative("epsilon value", "eps", eps)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
-    check_bool("maximize", maximize)
-
-
 def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adadelta(lr, rho, eps, weight_decay, maximize)
@@ -322,11 +280,6 @@ def adadelta_(
 
 
 # --- Adamax ------------------------------------------------------------------------------------------------
-
-
-def check_adamax(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
-    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
-    check_bool("maximize", maximize)
 
 
 def _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
@@ -362,13 +315,6 @@ def adamax_(
 
 
 # --- NAdam -------------------------------------------------------------------------------------------------
-
-
-def check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize) -> None:
-    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
-    check_nonnegative("momentum_decay value", "momentum_decay", momentum_decay)
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    check_bool("maximize", maximize)
 
 
 def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, lr, beta1, beta2, eps,
@@ -430,12 +376,6 @@ def nadam_(
 # --- RAdam -------------------------------------------------------------------------------------------------
 
 
-def check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize) -> None:
-    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    check_bool("maximize", maximize)
-
-
 def _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay,
                    decoupled_weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
@@ -476,14 +416,6 @@ def radam_(
 # --- Lion --------------------------------------------------------------------------------------------------
 
 
-def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
-    check_nonnegative("learning rate", "lr", lr)
-    check_beta("beta parameter at index 0", "beta1", beta1, closed=True)
-    check_beta("beta parameter at index 1", "beta2", beta2, closed=True)
-    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
-    check_bool("maximize", maximize)
-
-
 def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False, precision=None):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lion(lr, beta1, beta2, weight_decay, maximize)
@@ -513,11 +445,6 @@ def lion_(
 
 
 # --- LAMB --------------------------------------------------------------------------------------------------
-
-
-def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
-    _check_adam_like(lr, beta1, beta2, eps, weight_decay)
-    check_bool("maximize", maximize)
 
 
 def _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,

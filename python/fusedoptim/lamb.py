@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from .adam import check_betas
 from .arena import ParamArena
+from ._validation import check_betas, check_lamb
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["LAMB"]
@@ -26,7 +26,9 @@ class LAMB(Optimizer):
     State: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
-    _mixed_precision = False  # its trust ratio needs a second pass over the update: float32/float64 only
+    elementwise = False
+    per_array_reductions = True  # the trust ratio ||p|| / ||u|| of each whole array
+    mixed_precision = False  # its trust ratio needs a second pass over the update: float32/float64 only
 
     _required_state = ("exp_avg", "exp_avg_sq")
 
@@ -51,7 +53,7 @@ class LAMB(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        F.check_lamb(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
+        check_lamb(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
-from .adam import check_betas
+from ._validation import check_betas, check_lion
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["Lion"]
@@ -47,7 +47,7 @@ XX
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        F.check_lion(group["lr"], beta1, beta2, group["weight_decay"], group["maximize"])
+        check_lion(group["lr"], beta1, beta2, group["weight_decay"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like})

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
-from .adam import check_betas
+from ._validation import check_betas, check_nadam
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["NAdam"]
@@ -50,7 +50,7 @@ class NAdam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        F.check_nadam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["momentum_decay"],
+        check_nadam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["momentum_decay"],
                       group["decoupled_weight_decay"], group["maximize"])
 
     def _check_scalar_state(self, where: str, key: str, value: float) -> float:

@@ -136,7 +136,16 @@ class Optimizer:
     _optional_state: ClassVar[tuple[str, ...]] = ()
     _scalar_state: ClassVar[tuple[str, ...]] = ()  # per-parameter floats (NAdam's mu_product)
     _counts_steps: ClassVar[bool] = True
-    _mixed_precision: ClassVar[bool] = True  # takes 16-bit parameters (float32 masters) and a state_dtype
+
+    # Capabilities, declared by each family; tools that take any optimizer (fusedoptim.distributed) read these
+    # rather than class names.
+    #: An element's update reads only that element and per-step scalars, so a slice of the parameters can be
+    #: stepped on its own (ZeroRedundancyOptimizer's shards).
+    elementwise: ClassVar[bool] = True
+    #: The update reduces over each whole array (LAMB's trust ratio): arrays cannot be split or concatenated.
+    per_array_reductions: ClassVar[bool] = False
+    #: Takes float16/bfloat16 parameters (with float32 masters) and a ``state_dtype``.
+    mixed_precision: ClassVar[bool] = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -175,6 +184,20 @@ class Optimizer:
 
     def _params(self) -> list[np.ndarray]:
         return [p for group in self.param_groups for p in group["params"]]
+
+    def parameters(self) -> list[np.ndarray]:
+        """Every parameter in parameter order (group by group), as the optimizer steps them: an arena is its one
+        flat buffer."""
+        return self._params()
+
+    def parameter_names(self) -> Optional[list[str]]:
+        """The parameters' names in parameter order when they were given by name, else None."""
+        return self._names()
+
+    @property
+    def arenas(self) -> tuple[ParamArena, ...]:
+        """The arenas this optimizer steps (each as one flat parameter), in the order they were added."""
+        return tuple(self._arenas.values())
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a group; its keys override the defaults. Its arrays must be new to this optimizer."""
@@ -445,7 +468,7 @@ class Optimizer:
         """16-bit parameters and ``state_dtype``: supported by this family, and state_dtype only over float32."""
         state_dtype = _precision.state_dtype(group.get("state_dtype"))
         low = [p for p in group["params"] if _precision.is_16bit(p.dtype)]
-        if (low or state_dtype is not None) and not self._mixed_precision:
+        if (low or state_dtype is not None) and not self.mixed_precision:
             raise TypeError(
                 f"{type(self).__name__} does not support mixed precision (float16/bfloat16 parameters or a "
                 "state_dtype): its trust ratio needs norms over the whole update, computed in a separate pass"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
-from .adam import check_betas
+from ._validation import check_betas, check_radam
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["RAdam"]
@@ -46,7 +46,7 @@ class RAdam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        F.check_radam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+        check_radam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
                       group["decoupled_weight_decay"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):

@@ -16,8 +16,19 @@ from typing import Optional
 
 import numpy as np
 
-from . import functional as F
-from ._validation import check_steps
+from ._validation import (
+    check_adadelta,
+    check_adagrad,
+    check_adam,
+    check_adamax,
+    check_lamb,
+    check_lion,
+    check_nadam,
+    check_radam,
+    check_rmsprop,
+    check_sgd,
+    check_steps,
+)
 
 __all__ = ["mixed_precision_", "stochastic_key", "round_bfloat16_stochastic", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
 
@@ -62,7 +73,7 @@ def sgd_(
     nesterov: bool = False,
     maximize: bool = False,
 ) -> None:
-    F.check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
+    check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
     for i, (p, g) in enumerate(zip(params, grads)):
         g = -g if maximize else g
         if weight_decay != 0:
@@ -92,7 +103,7 @@ def adagrad_(
     eps: float = 1e-10,
     maximize: bool = False,
 ) -> None:
-    F.check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
+    check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
     for p, g, s, t in zip(params, grads, state_sums, check_steps(steps)):
         g = -g if maximize else g
         if weight_decay != 0:
@@ -119,7 +130,7 @@ def rmsprop_(
     maximize: bool = False,
     eps_in_sqrt: bool = False,
 ) -> None:
-    F.check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
+    check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
     for i, (p, g, v) in enumerate(zip(params, grads, square_avgs)):
         g = -g if maximize else g
         if weight_decay != 0:
@@ -159,7 +170,7 @@ def adam_(
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
 ) -> None:
-    F.check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps))):
         g = -g if maximize else g
         if weight_decay != 0 and not decoupled_weight_decay:
@@ -214,7 +225,7 @@ def adadelta_(
     weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None:
-    F.check_adadelta(lr, rho, eps, weight_decay, maximize)
+    check_adadelta(lr, rho, eps, weight_decay, maximize)
     for p, g, v, acc in zip(params, grads, square_avgs, acc_deltas):
         g = -g if maximize else g
         if weight_decay != 0:
@@ -240,7 +251,7 @@ def adamax_(
     weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None:
-    F.check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
+    check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
     for p, g, m, u, t in zip(params, grads, exp_avgs, exp_infs, check_steps(steps)):
         g = -g if maximize else g
         if weight_decay != 0:
@@ -273,7 +284,7 @@ def nadam_(
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
 ) -> None:
-    F.check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+    check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
     for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps))):
         g = -g if maximize else g
         param = p
@@ -310,7 +321,7 @@ def radam_(
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
 ) -> None:
-    F.check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
+    check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
     for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps)):
         g = -g if maximize else g
         param = p
@@ -347,7 +358,7 @@ def lion_(
 ) -> None:
     """Transcribed from the paper's Algorithm 2 in optax's arithmetic (scale_by_lion, add_decayed_weights,
     scale_by_learning_rate)."""
-    F.check_lion(lr, beta1, beta2, weight_decay, maximize)
+    check_lion(lr, beta1, beta2, weight_decay, maximize)
     for p, g, m in zip(params, grads, exp_avgs):
         g = -g if maximize else g
         update = np.sign(_scalar(p, 1 - beta1) * g + _scalar(p, beta1) * m)
@@ -374,7 +385,7 @@ def lamb_(
 ) -> None:
     """Transcribed from the paper's Algorithm 2 (with Adam's bias correction) in optax's arithmetic
     (scale_by_adam, add_decayed_weights, scale_by_trust_ratio, scale_by_learning_rate); the norms in double."""
-    F.check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
+    check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
     for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps)):
         g = -g if maximize else g
         m[...] = _scalar(p, 1 - beta1) * g + _scalar(p, beta1) * m

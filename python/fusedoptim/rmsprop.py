@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functional as F
+from ._validation import check_rmsprop
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["RMSprop"]
@@ -54,7 +55,7 @@ class RMSprop(Optimizer):
                                    "rounding_seed": rounding_seed})
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        F.check_rmsprop(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
+        check_rmsprop(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
                         group["centered"], group["maximize"], group["eps_in_sqrt"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):

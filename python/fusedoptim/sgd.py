@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 
 from . import _precision
 from . import functional as F
+from ._validation import check_sgd
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["SGD"]
@@ -55,7 +55,7 @@ class SGD(Optimizer):
                                    "rounding_seed": rounding_seed})
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        F.check_sgd(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
+        check_sgd(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
                     group["maximize"])
         if group["momentum_init"] not in ("grad", "zeros"):
             raise ValueError(f"Invalid momentum_init: {group['momentum_init']!r} (expected 'grad' or 'zeros')")

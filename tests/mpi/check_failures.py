@@ -190,7 +190,7 @@ def zero_lamb() -> None:
     before = fingerprint(arena.flat_params)
     opt = fusedoptim.LAMB(arena.params, lr=0.01) if rank == ODD else fusedoptim.Adam(arena, lr=0.01)
     expect_failure(lambda: distributed.ZeroRedundancyOptimizer(opt), ODD, TypeError,
-                   "LAMB's trust ratio is a norm over each whole array", "ZeroRedundancyOptimizer()")
+                   "whose update reduces over each whole array", "ZeroRedundancyOptimizer()")
     assert fingerprint(arena.flat_params) == before
     zero = distributed.ZeroRedundancyOptimizer(fusedoptim.Adam(arena, lr=0.01))
     arena.flat_grads[:] = local_grad(0)
