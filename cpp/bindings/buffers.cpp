@@ -2,6 +2,7 @@
 #include "settings.hpp"
 
 #include <pybind11/stl.h>
+#include <pybind11/typing.h>
 
 #include <algorithm>
 #include <atomic>
@@ -644,8 +645,12 @@ void register_prepared_step(py::module_& m) {
                              "A validated kernel call; run() applies it once, in place, without the GIL.")
         .def("run", [](PreparedStep& step) { PreparedStep::run_all({&step}); });
     m.def(
-        "run_steps", &PreparedStep::run_all, py::arg("steps"), py::arg("before") = nullptr,
-        py::arg("writes") = py::none(),
+        "run_steps",
+        [](const std::vector<PreparedStep*>& steps, py::typing::Optional<PreparedStep> before,
+           py::typing::Optional<py::list> writes) {
+            PreparedStep::run_all(steps, before.is_none() ? nullptr : before.cast<PreparedStep*>(), writes);
+        },
+        py::arg("steps"), py::arg("before") = py::none(), py::arg("writes") = py::none(),
         "Runs prepared steps in order (an optimizer prepares all its groups, then runs them): first `before` "
         "(gradient clipping), then the steps, then stores `writes` (dict, key, value) with no Python code between.");
     py::class_<Precision>(m, "Precision", "A call's mixed-precision settings (buffers.hpp, Precision).")
@@ -679,7 +684,12 @@ void register_prepared_step(py::module_& m) {
                       std::vector<py::dict>>(),
              py::arg("steps"), py::arg("groups"), py::arg("entries"), py::arg("counters"))
         .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"), py::arg("grad_scale") = 1.0)
-        .def("run", &StepPlan::run, py::arg("before") = nullptr)
+        .def(
+            "run",
+            [](StepPlan& plan, py::typing::Optional<PreparedStep> before) {
+                plan.run(before.is_none() ? nullptr : before.cast<PreparedStep*>());
+            },
+            py::arg("before") = py::none())
         .def(
             "step",
             [](StepPlan& plan, py::handle param_groups, py::handle grads) {

@@ -15,8 +15,8 @@ namespace fusedoptim::bind {
 namespace {
 std::atomic<int> requested_threads{0};
 // In units of SGD-with-momentum float32 elements (kernels scale their element counts by their cost, WorkOf in
-// parallel.hpp). benchmarks/grain.py on a 2-core AMD EPYC: waking a second thread costs ~15 us, and two
-// threads start to pay from ~130k elements of SGD and ~35-65k of Adam, i.e. ~65k units per thread.
+// parallel.hpp): a second thread pays only once its share outweighs its wake-up (benchmarks/grain_latest.md,
+// "The default grain", has the measurements behind 65536).
 std::atomic<int64_t> grain{65536};
 std::atomic<bool> fuse{true};
 std::atomic<bool> prefetch{false};

@@ -31,10 +31,10 @@ void set_parallel_grain(int64_t grain);
 bool fuse_mixed_precision();
 void set_fuse_mixed_precision(bool fuse);
 
-// Whether the mixed-precision loops (fused and staged, parallel.hpp) prefetch ahead in software. Measured at
-// 1.6e7-6.4e7 elements, 2 threads: on a Xeon it lifted bfloat16-state Adam from 1.13x to 1.19-1.25x of float32;
-// on AMD EPYC Zen 4 it cost bfloat16-state Adam 1.37-1.40x -> 1.16-1.18x and SGD 1.23x -> 1.02x (Zen 1 lost
-// too), the hardware prefetchers there already keeping up (benchmarks/byte_floor.py times both). So the default is on for Intel CPUs only; FUSEDOPTIM_PREFETCH=0 or 1 decides instead (read at
+// Whether the mixed-precision loops (fused and staged, parallel.hpp) prefetch ahead in software: on by default
+// for Intel CPUs only, where it lifts DRAM-bound 16-bit steps toward their memory floor, while on AMD's the
+// hardware prefetchers already keep up and it costs (benchmarks/byte_floor_latest.md, "Software prefetch";
+// benchmarks/byte_floor.py times both). FUSEDOPTIM_PREFETCH=0 or 1 decides instead (read at
 // import: init_prefetch throws std::invalid_argument for another value). Read when a step's tensors are gathered.
 void init_prefetch();
 bool prefetch_mixed_precision();

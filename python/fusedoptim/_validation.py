@@ -27,7 +27,10 @@ __all__ = [
     "check_rmsprop",
     "check_sgd",
     "check_bool",
+    "check_int",
     "check_nonnegative",
+    "check_positive",
+    "check_real",
     "check_beta",
     "check_steps",
     "MAX_STEP",
@@ -37,7 +40,8 @@ __all__ = [
 MAX_STEP = 2**62
 
 
-def _real(name: str, value: Any) -> float:
+def check_real(name: str, value: Any) -> float:
+    """A real number (not a bool) as a float; ints beyond the float range become +-inf."""
     if type(value) is float:  # the common case, without the slow ABC check
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -48,17 +52,35 @@ def _real(name: str, value: Any) -> float:
         return math.inf if value > 0 else -math.inf
 
 
-def check_nonnegative(label: str, name: str, value: Any) -> float:
-    """A finite value >= 0; ``label`` is torch's wording ("learning rate", "epsilon value")."""
-    v = _real(name, value)
+def check_nonnegative(label: str, name: str, value: Any, detail: str = "") -> float:
+    """A finite value >= 0; ``label`` is torch's wording ("learning rate", "epsilon value"), ``name`` the
+    argument's (for a TypeError), ``detail`` what the message adds in parentheses."""
+    v = check_real(name, value)
     if not (0.0 <= v and math.isfinite(v)):
-        raise ValueError(f"Invalid {label}: {value}")
+        raise ValueError(f"Invalid {label}: {value}" + (f" ({detail})" if detail else ""))
     return v
+
+
+def check_positive(label: str, name: str, value: Any, detail: str = "") -> float:
+    """A finite value > 0 (see check_nonnegative)."""
+    v = check_real(name, value)
+    if not (0.0 < v and math.isfinite(v)):
+        raise ValueError(f"Invalid {label}: {value}" + (f" ({detail})" if detail else ""))
+    return v
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """An int (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"Invalid {name}: {value} (expected an integer >= {minimum})")
+    return int(value)
 
 
 def check_beta(label: str, name: str, value: Any, *, closed: bool = False) -> float:
     """A value in [0, 1) (or [0, 1] when ``closed``)."""
-    v = _real(name, value)
+    v = check_real(name, value)
     if not (0.0 <= v < 1.0 or (closed and v == 1.0)):
         raise ValueError(f"Invalid {label}: {value}")
     return v

@@ -40,6 +40,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Literal, Optional, Protocol, SupportsFloat, Union, cast
 
+from ._validation import check_int, check_nonnegative, check_positive, check_real
+
 __all__ = [
     "LRScheduler",
     "LambdaLR",
@@ -90,33 +92,16 @@ def _check_optimizer(optimizer: Any) -> None:
         )
 
 
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
-    return float(value)
 
 
-def _check_nonnegative(name: str, value: Any, detail: str = "") -> None:
-    v = _real(name, value)
-    if not (v >= 0.0 and math.isfinite(v)):
-        raise ValueError(f"Invalid {name}: {value}" + (f" ({detail})" if detail else ""))
 
 
-def _check_positive(name: str, value: Any, detail: str = "") -> None:
-    v = _real(name, value)
-    if not (v > 0.0 and math.isfinite(v)):
-        raise ValueError(f"Invalid {name}: {value}" + (f" ({detail})" if detail else ""))
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
-    if value < minimum:
-        raise ValueError(f"Invalid {name}: {value} (expected an integer >= {minimum})")
 
 
 def _check_last_epoch(last_epoch: Any) -> None:
-    _check_int("last_epoch", last_epoch, -1)
+    check_int("last_epoch", last_epoch, -1)
 
 
 def _per_group(name: str, optimizer: OptimizerLike, value: Any) -> list[Any]:
@@ -693,8 +678,8 @@ class StepLR(LRScheduler):
     }
 
     def __init__(self, optimizer: OptimizerLike, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
-        _check_int("step_size", step_size, 1)
-        _check_nonnegative("gamma", gamma)
+        check_int("step_size", step_size, 1)
+        check_nonnegative("gamma", "gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -740,7 +725,7 @@ class MultiStepLR(LRScheduler):
         for i, milestone in enumerate(milestones):
             if isinstance(milestone, bool) or not isinstance(milestone, numbers.Integral):
                 raise TypeError(f"milestones[{i}] must be an int, got {type(milestone).__name__}: {milestone!r}")
-        _check_nonnegative("gamma", gamma)
+        check_nonnegative("gamma", "gamma", gamma)
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -785,12 +770,12 @@ class ConstantLR(LRScheduler):
     def __init__(
         self, optimizer: OptimizerLike, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
     ) -> None:
-        _real("factor", factor)
+        check_real("factor", factor)
         if factor > 1.0 or factor < 0:
             raise ValueError(
                 f"Invalid factor: {factor} (constant multiplicative factor expected to be between 0 and 1)"
             )
-        _check_int("total_iters", total_iters, 0)
+        check_int("total_iters", total_iters, 0)
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -849,18 +834,18 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ) -> None:
-        _real("start_factor", start_factor)
+        check_real("start_factor", start_factor)
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(
                 f"Invalid start_factor: {start_factor} (starting multiplicative factor expected to be greater than 0 "
                 "and less or equal to 1)"
             )
-        _real("end_factor", end_factor)
+        check_real("end_factor", end_factor)
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError(
                 f"Invalid end_factor: {end_factor} (ending multiplicative factor expected to be between 0 and 1)"
             )
-        _check_int("total_iters", total_iters, 0)
+        check_int("total_iters", total_iters, 0)
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -907,7 +892,7 @@ class ExponentialLR(LRScheduler):
     _state_checks: ClassVar[Mapping[str, StateCheck]] = {"gamma": _state_real(0.0)}
 
     def __init__(self, optimizer: OptimizerLike, gamma: float, last_epoch: int = -1) -> None:
-        _check_nonnegative("gamma", gamma)
+        check_nonnegative("gamma", "gamma", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -950,8 +935,8 @@ class PolynomialLR(LRScheduler):
     def __init__(
         self, optimizer: OptimizerLike, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
     ) -> None:
-        _check_int("total_iters", total_iters, 1)
-        _check_nonnegative("power", power)
+        check_int("total_iters", total_iters, 1)
+        check_nonnegative("power", "power", power)
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)
@@ -1008,8 +993,8 @@ class CosineAnnealingLR(LRScheduler):
     }
 
     def __init__(self, optimizer: OptimizerLike, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
-        _check_int("T_max", T_max, 1)
-        _check_nonnegative("eta_min", eta_min)
+        check_int("T_max", T_max, 1)
+        check_nonnegative("eta_min", "eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -1304,7 +1289,7 @@ class ReduceLROnPlateau(LRScheduler):
         min_lr: Union[Sequence[float], float] = 0,
         eps: float = 1e-8,
     ) -> None:
-        _real("factor", factor)
+        check_real("factor", factor)
         if not 0.0 <= factor < 1.0:
             raise ValueError(f"Invalid factor: {factor} (factor should be >= 0 and < 1.0)")
         self.factor = factor
@@ -1315,17 +1300,17 @@ class ReduceLROnPlateau(LRScheduler):
             if len(min_lr) != len(optimizer.param_groups):
                 raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
             for i, value in enumerate(min_lr):
-                _check_nonnegative(f"min_lr[{i}]", value)
+                check_nonnegative(f"min_lr[{i}]", f"min_lr[{i}]", value)
             self.default_min_lr: Optional[float] = None
             self.min_lrs = list(min_lr)
         else:
-            _check_nonnegative("min_lr", min_lr)
+            check_nonnegative("min_lr", "min_lr", min_lr)
             self.default_min_lr = cast(float, min_lr)
             self.min_lrs = [self.default_min_lr] * len(optimizer.param_groups)
 
-        _check_int("patience", patience, 0)
-        _check_int("cooldown", cooldown, 0)
-        _check_nonnegative("eps", eps)
+        check_int("patience", patience, 0)
+        check_int("cooldown", cooldown, 0)
+        check_nonnegative("eps", "eps", eps)
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
@@ -1405,7 +1390,7 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(f"mode {mode!r} is unknown! (expected 'min' or 'max')")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode!r} is unknown! (expected 'rel' or 'abs')")
-        _check_nonnegative("threshold", threshold)
+        check_nonnegative("threshold", "threshold", threshold)
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
@@ -1428,7 +1413,7 @@ def _cycled_momentum(
     max_momentums = _per_group("max_momentum", optimizer, max_momentum)
     for name, values in (("base_momentum", base_momentums), ("max_momentum", max_momentums)):
         for value in values:
-            _real(name, value)
+            check_real(name, value)
     return use_beta1, base_momentums, max_momentums
 
 
@@ -1511,10 +1496,10 @@ class CyclicLR(LRScheduler):
         max_lrs = _per_group("max_lr", optimizer, max_lr)
         for name, values in (("base_lr", base_lrs), ("max_lr", max_lrs)):
             for value in values:
-                _check_nonnegative(name, value)
-        _check_positive("step_size_up", step_size_up)
+                check_nonnegative(name, name, value)
+        check_positive("step_size_up", "step_size_up", step_size_up)
         if step_size_down is not None:
-            _check_nonnegative("step_size_down", step_size_down)
+            check_nonnegative("step_size_down", "step_size_down", step_size_down)
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
             raise ValueError(
                 f"Invalid mode: {mode!r} (mode is invalid and scale_fn is None; expected 'triangular', "
@@ -1524,7 +1509,7 @@ class CyclicLR(LRScheduler):
             raise TypeError(f"scale_fn should be a function, but got {type(scale_fn).__name__}")
         if scale_mode not in ("cycle", "iterations"):
             raise ValueError(f"Invalid scale_mode: {scale_mode!r} (expected 'cycle' or 'iterations')")
-        _check_nonnegative("gamma", gamma)
+        check_nonnegative("gamma", "gamma", gamma)
         if not isinstance(cycle_momentum, bool):
             raise TypeError(f"cycle_momentum must be a bool, got {type(cycle_momentum).__name__}: {cycle_momentum!r}")
         if cycle_momentum:
@@ -1701,7 +1686,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if isinstance(eta_min, bool) or not isinstance(eta_min, (float, int)):
             raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
-        _check_nonnegative("eta_min", eta_min)
+        check_nonnegative("eta_min", "eta_min", eta_min)
         _check_last_epoch(last_epoch)
         self.T_0 = T_0
         self.T_i = T_0
@@ -1731,7 +1716,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = self.T_cur % self.T_i
                 self.T_i = self.T_i * self.T_mult
         else:
-            _real("epoch", epoch)
+            check_real("epoch", epoch)
             if epoch < 0:
                 raise ValueError(f"Expected non-negative epoch, but got {epoch}")
             if epoch >= self.T_0:
@@ -1853,8 +1838,8 @@ class OneCycleLR(LRScheduler):
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         self._anneal_func_type = anneal_strategy
-        _check_positive("div_factor", div_factor)
-        _check_positive("final_div_factor", final_div_factor)
+        check_positive("div_factor", "div_factor", div_factor)
+        check_positive("final_div_factor", "final_div_factor", final_div_factor)
         if not isinstance(three_phase, bool):
             raise TypeError(f"three_phase must be a bool, got {type(three_phase).__name__}: {three_phase!r}")
 
@@ -1875,7 +1860,7 @@ class OneCycleLR(LRScheduler):
 
         max_lrs = _per_group("max_lr", optimizer, max_lr)
         for value in max_lrs:
-            _check_nonnegative("max_lr", value)
+            check_nonnegative("max_lr", "max_lr", value)
         if not isinstance(cycle_momentum, bool):
             raise TypeError(f"cycle_momentum must be a bool, got {type(cycle_momentum).__name__}: {cycle_momentum!r}")
         if cycle_momentum:

@@ -79,7 +79,7 @@ FUSEDOPTIM_INLINE float copysign_(float x, float y) { return __builtin_copysignf
 FUSEDOPTIM_INLINE double copysign_(double x, double y) { return __builtin_copysign(x, y); }
 
 // np.sign: -1 or 1 carrying x's sign, and x itself for a zero (of either sign) or a NaN. One select on
-// copysign: the nested comparisons it replaces kept GCC from vectorising Lion's loop (5x slower than SGD's).
+// copysign: the nested comparisons it replaces kept GCC from vectorising Lion's loop.
 template <class T>
 FUSEDOPTIM_INLINE T sign(T x) {
     return (x > T(0) || x < T(0)) ? copysign_(T(1), x) : x;
@@ -88,7 +88,7 @@ FUSEDOPTIM_INLINE T sign(T x) {
 // torch.maximum: NaN in either argument propagates (std::max would drop a NaN in its first argument). The
 // quiet test comes second: written first, it guarded the ordered compare (which may raise FE_INVALID), and
 // GCC, keeping floating-point exceptions exact, would not turn the pair into a select (Adamax ran scalar and
-// branchy, 5x Adam's time).
+// branchy).
 template <class T>
 FUSEDOPTIM_INLINE T maximum(T a, T b) {
     return (a > b || a != a) ? a : b;

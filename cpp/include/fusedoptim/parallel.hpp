@@ -24,7 +24,7 @@ inline constexpr int64_t kCacheLineBytes = 64;
 // How many threads a call of `total` units of work gets: never more than asked, never fewer than `grain` units
 // each, and one inside an enclosing parallel region (no nested regions). A unit is one element of SGD with
 // momentum on float32; callers scale their element count by their cost per element (WorkOf below), because
-// what a second thread must amortise, its ~15 us wake-up, is the same for all (benchmarks/grain.py).
+// what a second thread must amortise, its wake-up, is the same for all (benchmarks/grain_latest.md).
 FUSEDOPTIM_INLINE int plan_threads(int64_t total, int max_threads, int64_t grain) {
 #if defined(_OPENMP)
     if (max_threads <= 1 || omp_in_parallel()) return 1;
@@ -159,12 +159,10 @@ FUSEDOPTIM_INLINE int fused_layout(const TensorRef<float>& t) {
 
 // run_fused works in blocks of kFuseBlock elements, each first prefetching (into L1, where t.prefetch says so)
 // the block kPrefetchAhead elements on in every stream. These loops do more work per byte than the float32
-// ones, so the out-of-order window holds fewer cache misses, and on a Xeon the hardware prefetchers alone left
-// the step short of its memory floor: at 6.4e7 elements, 2 threads (benchmarks/byte_floor.py), bfloat16-state
-// Adam went from 1.13x to 1.19-1.23x of float32 with it (floor 1.33x), SGD from 1.08-1.10x to 1.11-1.15x
-// (floor 1.25x); 512 to 2048 ahead did alike, 4096 into L2 did worse. On AMD Zen 4 every variant tried (read
-// or write intent, L1 to non-temporal, 512 to 4096 ahead) lost a sixth to a third of the step, so it is off
-// there (settings.hpp in the bindings). Cache-resident steps take no measurable time for it.
+// ones, so the out-of-order window holds fewer cache misses, and on Intel CPUs the hardware prefetchers alone
+// leave the step short of its memory floor; on AMD's they keep up and software prefetch only costs, so it is
+// off there (settings.hpp in the bindings). The measurements that decided it, and the distances tried, are in
+// benchmarks/byte_floor_latest.md ("Software prefetch").
 inline constexpr int64_t kFuseBlock = 256, kPrefetchAhead = 1024;
 static_assert(kFuseBlock == kStageBlock, "prefetch_block fetches one block of either loop");
 
@@ -225,10 +223,8 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
     for (int64_t begin = lo; begin < hi; begin += kStageBlock) {
         const int64_t n = hi - begin < kStageBlock ? hi - begin : kStageBlock;
         if constexpr (std::is_same_v<T, float>) {
-            // As in run_fused. At 6.4e7 elements, 2 threads (Xeon): stochastic bfloat16-state SGD 0.92x -> 1.06-1.08x
-            // of float32, float16-state SGD 0.97x -> 1.11-1.16x; float16-state Adam lost, 1.24-1.31x -> 1.16-1.19x
-            // (prefetching only the 16-bit streams gave it back nothing and SGD its losses). On Zen 4 it lost
-            // everywhere (staged bfloat16-state Adam 1.40x -> 0.92x at 1.6e7, 2 threads).
+            // As in run_fused (benchmarks/byte_floor_latest.md, "Software prefetch": the staged loop too gains on
+            // Intel in most modes and loses on AMD).
             const int64_t ahead = begin + kPrefetchAhead;
             if (t.prefetch && ahead + kStageBlock <= hi) {
                 for (int j = 0; j < kMaxBuffers; ++j) {
