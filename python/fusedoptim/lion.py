@@ -21,7 +21,7 @@ class Lion(Optimizer):
         p \leftarrow p - \eta (u + \lambda p)
 
     Every coordinate moves by exactly ``lr`` (plus decay), so Lion wants a learning rate 3-10x smaller than
-XX
+    AdamW's and a weight decay 3-10x larger, keeping ``lr * weight_decay`` (the paper's advice).
 
     Example::
 
