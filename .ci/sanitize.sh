@@ -46,20 +46,20 @@ fi
 export LD_PRELOAD="$libasan $libstdcxx"
 # detect_leaks=0: CPython does not free its modules, interned strings and caches at exit, so LeakSanitizer
 # would report thousands of blocks that are not ours; leaks of ours are what the RSS and tracemalloc tests in
-# tests/test_reliability.py look for, in the plain runs. Everything else ASan checks stays on, and stops the
+# tests/library/test_reliability.py look for, in the plain runs. Everything else ASan checks stays on, and stops the
 # process at the first error.
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Python's allocations through malloc, so ASan sees their bounds too (not pymalloc's pools).
 export PYTHONMALLOC=malloc
-# tests/test_reliability.py checks that this run's extension is the instrumented one.
+# tests/library/test_reliability.py checks that this run's extension is the instrumented one.
 export FUSEDOPTIM_EXPECT_SANITIZE=1
 
 # Deselected here only, with the reason; the README and wheel runs run them.
 deselect=(
-    tests/test_reliability.py::test_rss_is_flat_over_100k_adam_steps
-    tests/test_reliability.py::test_rss_is_flat_over_guarded_clipped_lamb_steps_and_norms
-    tests/test_reliability.py::test_failed_calls_leak_neither_memory_nor_references
+    tests/library/test_reliability.py::test_rss_is_flat_over_100k_adam_steps
+    tests/library/test_reliability.py::test_rss_is_flat_over_guarded_clipped_lamb_steps_and_norms
+    tests/library/test_reliability.py::test_failed_calls_leak_neither_memory_nor_references
 )
 echo "== sanitize.sh [$SECONDS s]: deselected: ${deselect[*]}"
 echo "   (they bound the growth of the process's RSS, which under ASan holds its quarantine of freed memory,"

@@ -30,7 +30,7 @@ import numpy as np
 
 import fusedoptim
 from fusedoptim import _precision
-from fusedoptim.bench.native import NativeUnavailable, compile_library
+from fusedoptim.cli.bench.native import NativeUnavailable, compile_library
 
 # S: the state element type (float or uint16_t), K: state buffers (1 SGD-momentum, 2 Adam).
 SOURCE = r"""

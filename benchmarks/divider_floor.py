@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 import fusedoptim
-from fusedoptim.bench.native import NativeUnavailable, compile_library
+from fusedoptim.cli.bench.native import NativeUnavailable, compile_library
 
 SOURCE = r"""
 #include <cmath>

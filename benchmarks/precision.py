@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_plot(results: list[dict], names: list[str], n: int, thread_counts: list[int], path: str) -> str | None:
     """Bars of each mode's measured speed-up over fp32 beside the one its memory traffic predicts, at `n`
     elements: a panel per optimizer and thread count. None without matplotlib."""
-    from fusedoptim.bench.report import _pyplot
+    from fusedoptim.cli.bench.report import _pyplot
 
     plt = _pyplot()
     if plt is None:

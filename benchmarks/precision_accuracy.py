@@ -12,8 +12,8 @@ import importlib
 
 import fusedoptim
 
-train_module = importlib.import_module("fusedoptim.demo.train")  # the package re-exports train(), the function
-from fusedoptim.demo.data import load_offline_digits
+train_module = importlib.import_module("fusedoptim.cli.demo.train")  # the package re-exports train(), the function
+from fusedoptim.cli.demo.data import load_offline_digits
 
 
 def main() -> None:

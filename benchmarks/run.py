@@ -1,6 +1,6 @@
 """Runs the benchmark suite: ``python benchmarks/run.py [--quick | --full] [options]``.
 
-A thin wrapper over ``python -m fusedoptim.bench`` (the harness ships in the package, so an installed wheel
+A thin wrapper over ``python -m fusedoptim.cli.bench`` (the harness ships in the package, so an installed wheel
 runs it too); results go to ``benchmarks/results/`` next to this file unless ``--out`` says otherwise. See
 benchmarks/README.md for what is measured and how to read it, and ``--help`` for the options.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from fusedoptim.bench import main
+from fusedoptim.cli.bench import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -375,7 +375,76 @@ LAMB = OptimInfo(
     exact=False,
 )
 
-OPTIMIZERS = [SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADADELTA, ADAMAX, NADAM, RADAM, LION, LAMB]
+
+# --- ASGD and Rprop ------------------------------------------------------------------------------------------
+
+
+def _float32(x: float) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.float32(x))
+
+
+def _asgd_step(module, params, grads, state, t, o):
+    module.asgd_(params, grads, state["axs"], state["etas"], state["mus"], [t] * len(params), **o)
+
+
+ASGD = OptimInfo(
+    "ASGD",
+    fusedoptim.ASGD,
+    [
+        {},
+        {"lr": 0.02, "weight_decay": 0.1},
+        {"lr": 0.02, "t0": 3, "lambd": 0.1},  # averaging from the fourth step on
+        {"lr": 0.01, "alpha": 0.5, "t0": 0, "maximize": True},
+    ],
+    # torch's initial scalars: eta = lr as a float32, mu = 1
+    init_state=lambda params, o: {"axs": _zeros(params), "etas": [_float32(o.get("lr", 1e-2))] * len(params),
+                                  "mus": [1.0] * len(params)},
+    functional_step=_asgd_step,
+    error_inputs=[
+        ErrorInput({"lr": -0.1}, ValueError, "Invalid learning rate: -0.1"),
+        ErrorInput({"weight_decay": -1.0}, ValueError, "Invalid weight_decay value: -1.0"),
+        ErrorInput({"lambd": -1.0}, ValueError, "Invalid lambd value: -1.0"),
+        ErrorInput({"alpha": float("nan")}, ValueError, "Invalid alpha value: nan"),
+        ErrorInput({"t0": -1.0}, ValueError, "Invalid t0 value: -1.0"),
+        ErrorInput({"maximize": 1}, TypeError, "maximize must be a bool"),
+    ],
+)
+
+
+def _rprop_step(module, params, grads, state, t, o):
+    o = dict(o)
+    o.pop("lr", None)  # only the step sizes' initial value (init_state)
+    etaminus, etaplus = o.pop("etas", (0.5, 1.2))
+    step_size_min, step_size_max = o.pop("step_sizes", (1e-6, 50))
+    module.rprop_(params, grads, state["prevs"], state["step_sizes"], etaminus=etaminus, etaplus=etaplus,
+                  step_size_min=step_size_min, step_size_max=step_size_max, **o)
+
+
+RPROP = OptimInfo(
+    "Rprop",
+    fusedoptim.Rprop,
+    [
+        {},
+        {"lr": 0.05, "etas": (0.3, 1.5)},
+        {"lr": 0.01, "step_sizes": (1e-3, 0.02)},  # both clamps reached within a few steps
+        {"lr": 0.01, "maximize": True},
+    ],
+    init_state=lambda params, o: {"prevs": _zeros(params),
+                                  "step_sizes": [np.full_like(p, o.get("lr", 1e-2)) for p in params]},
+    functional_step=_rprop_step,
+    error_inputs=[
+        ErrorInput({"lr": -0.1}, ValueError, "Invalid learning rate: -0.1"),
+        ErrorInput({"etas": (1.5, 1.2)}, ValueError, "Invalid eta values: 1.5, 1.2"),
+        ErrorInput({"etas": (0.5, 0.9)}, ValueError, "Invalid eta values: 0.5, 0.9"),
+        ErrorInput({"step_sizes": (-1.0, 50)}, ValueError, "Invalid minimal step size: -1.0"),
+        ErrorInput({"step_sizes": (1.0, 0.5)}, ValueError, "Invalid step sizes: 1.0, 0.5"),
+        ErrorInput({"etas": 0.5}, TypeError, "etas must be a pair of floats"),
+        ErrorInput({"maximize": 1}, TypeError, "maximize must be a bool"),
+    ],
+)
+
+OPTIMIZERS = [SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADADELTA, ADAMAX, NADAM, RADAM, LION, LAMB, ASGD, RPROP]
 
 ALL_CASES = [(info, o) for info in OPTIMIZERS for o in info.option_sets]
 ALL_IDS = [i for info in OPTIMIZERS for i in info.ids()]

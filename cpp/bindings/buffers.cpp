@@ -548,13 +548,13 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale
         step_numbers_[i] = static_cast<int64_t>(value) + 1;
     }
     // A carried scalar edited in Python since the last step: the full step reads the new value.
-    for (size_t s = 0; s < steps_.size(); ++s) {
-        const std::optional<CarriedScalar>& carried = steps_[s]->carried_;
-        if (!carried || counters_.size() != count_) continue;
-        for (size_t i = 0; i < carried->values->size(); ++i) {
-            PyObject* const held = PyDict_GetItem(counters_[starts_[s] + i].ptr(), carried->key.ptr());
-            if (held == nullptr || !PyFloat_CheckExact(held) || PyFloat_AS_DOUBLE(held) != (*carried->values)[i]) {
-                return false;
+    for (size_t s = 0; s < steps_.size() && counters_.size() == count_; ++s) {
+        for (const CarriedScalar& carried : steps_[s]->carried_) {
+            for (size_t i = 0; i < carried.values->size(); ++i) {
+                PyObject* const held = PyDict_GetItem(counters_[starts_[s] + i].ptr(), carried.key.ptr());
+                if (held == nullptr || !PyFloat_CheckExact(held) || PyFloat_AS_DOUBLE(held) != (*carried.values)[i]) {
+                    return false;
+                }
             }
         }
     }
@@ -626,15 +626,21 @@ void StepPlan::run(PreparedStep* before) {
             throw py::error_already_set();
         }
     }
-    for (size_t s = 0; s < steps_.size(); ++s) {
-        const std::optional<CarriedScalar>& carried = steps_[s]->carried_;
-        if (!carried || counters_.size() != count_) continue;
-        std::vector<double>& values = *carried->values;
-        for (size_t i = 0; i < values.size(); ++i) {
-            values[i] = carried->next(i, step_numbers_[starts_[s] + i]);
-            const py::float_ value(values[i]);
-            if (PyDict_SetItem(counters_[starts_[s] + i].ptr(), carried->key.ptr(), value.ptr()) != 0) {
-                throw py::error_already_set();
+    for (size_t s = 0; s < steps_.size() && counters_.size() == count_; ++s) {
+        // All the new values first (a family's next() may read its other scalars' current values), then stored.
+        for (CarriedScalar& carried : steps_[s]->carried_) {
+            for (size_t i = 0; i < carried.values->size(); ++i) {
+                carried.pending[i] = carried.next(i, step_numbers_[starts_[s] + i]);
+            }
+        }
+        for (CarriedScalar& carried : steps_[s]->carried_) {
+            std::vector<double>& values = *carried.values;
+            for (size_t i = 0; i < values.size(); ++i) {
+                values[i] = carried.pending[i];
+                const py::float_ value(values[i]);
+                if (PyDict_SetItem(counters_[starts_[s] + i].ptr(), carried.key.ptr(), value.ptr()) != 0) {
+                    throw py::error_already_set();
+                }
             }
         }
     }

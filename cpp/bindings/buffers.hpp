@@ -151,6 +151,7 @@ struct CarriedScalar {
     py::str key;
     std::shared_ptr<std::vector<double>> values;
     std::function<double(size_t, int64_t)> next;
+    std::vector<double> pending;  // a run's new values, before they are stored (sized by carry())
 };
 
 // A validated call, ready to run. Running releases the GIL: this is safe because the step holds references to
@@ -200,7 +201,11 @@ public:
     static void run_all(const std::vector<PreparedStep*>& steps, PreparedStep* before = nullptr,
                         py::handle writes = py::none());
 
-    void carry(CarriedScalar carried) { carried_ = std::move(carried); }
+    // A family may carry several (ASGD: eta and mu); each run computes all their new values, then stores them.
+    void carry(CarriedScalar carried) {
+        carried.pending.resize(carried.values->size());
+        carried_.push_back(std::move(carried));
+    }
 
 private:
     friend class StepPlan;
@@ -232,7 +237,7 @@ private:
     bool counts_steps_;
     bool stochastic_;  // some tensor rounds stochastically: a re-run needs new keys
     bool done_ = false;
-    std::optional<CarriedScalar> carried_;
+    std::vector<CarriedScalar> carried_;
 };
 
 // What a StepPlan relies on of a parameter group (`_core.GroupSnapshot`): the group dict, its params list, that

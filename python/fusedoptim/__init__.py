@@ -26,26 +26,32 @@ from .checkpoint import load, save
 from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
 from .ema import EMA, ema_
 from . import lr_scheduler
+from . import swa
+from .swa import AveragedParams
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .asgd import ASGD
 from .lamb import LAMB
 from .lion import Lion
 from .nadam import NAdam
 from .optimizer import Optimizer, ParamState
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "ASGD",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
+    "AveragedParams",
     "GradScaler",
     "LAMB",
     "Lion",
@@ -55,10 +61,12 @@ __all__ = [
     "ParamArena",
     "ParamState",
     "RMSprop",
+    "Rprop",
     "SGD",
     "functional",
     "lr_scheduler",
     "reference",
+    "swa",
     "get_num_threads",
     "set_num_threads",
     "simd_level",

@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "check_adadelta",
+    "check_asgd",
     "check_adagrad",
     "check_adam",
     "check_adamax",
@@ -25,6 +26,7 @@ __all__ = [
     "check_nadam",
     "check_radam",
     "check_rmsprop",
+    "check_rprop",
     "check_sgd",
     "check_bool",
     "check_int",
@@ -49,7 +51,7 @@ def check_real(name: str, value: Any) -> float:
     try:
         return float(value)
     except OverflowError:  # an int beyond float range
-        return math.inf if value > 0 else -math.inf
+        return -math.inf if value < 0 else math.inf  # numbers.Real declares < but not > (an overflow is not 0)
 
 
 def check_nonnegative(label: str, name: str, value: Any, detail: str = "") -> float:
@@ -107,7 +109,7 @@ def check_steps(steps: Any) -> list[int]:
             continue
         if isinstance(t, bool) or not isinstance(t, numbers.Integral):
             raise TypeError(f"steps[{i}] must be an int, got {type(t).__name__}: {t!r}")
-        if not 1 <= t < MAX_STEP:
+        if not 1 <= int(t) < MAX_STEP:
             raise ValueError(f"Invalid step number: steps[{i}] = {t} (steps count from 1, below 2**62)")
         out.append(int(t))
     return out
@@ -205,4 +207,28 @@ def check_lion(lr, beta1, beta2, weight_decay, maximize) -> None:
 
 def check_lamb(lr, beta1, beta2, eps, weight_decay, maximize) -> None:
     _check_adam_like(lr, beta1, beta2, eps, weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_asgd(lr, lambd, alpha, t0, weight_decay, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_nonnegative("lambd value", "lambd", lambd)
+    check_nonnegative("alpha value", "alpha", alpha)
+    check_nonnegative("t0 value", "t0", t0)
+    check_nonnegative("weight_decay value", "weight_decay", weight_decay)
+    check_bool("maximize", maximize)
+
+
+def check_rprop(lr, etas, step_sizes, maximize) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    for name, pair in (("etas", etas), ("step_sizes", step_sizes)):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(f"{name} must be a pair of floats, got {pair!r}")
+    etaminus, etaplus = check_real("etas[0]", etas[0]), check_real("etas[1]", etas[1])
+    if not 0.0 < etaminus < 1.0 < etaplus or not math.isfinite(etaplus):
+        raise ValueError(f"Invalid eta values: {etaminus}, {etaplus}")
+    low = check_nonnegative("minimal step size", "step_sizes[0]", step_sizes[0])
+    high = check_nonnegative("maximal step size", "step_sizes[1]", step_sizes[1])
+    if low > high:
+        raise ValueError(f"Invalid step sizes: {low}, {high} (the minimum is larger than the maximum)")
     check_bool("maximize", maximize)

@@ -387,6 +387,7 @@ def load(
 
     if params is not None:
         targets, saved = _params_dict(params), parts["params"]
+        assert saved is not None  # a checkpoint without parameters was refused above
         missing, unexpected = sorted(set(targets) - set(saved)), sorted(set(saved) - set(targets), key=repr)
         if strict and (missing or unexpected):
             raise ValueError(f"{path}: checkpoint parameters do not match: missing {missing}, unexpected {unexpected}")
@@ -421,6 +422,7 @@ def load(
         raise ValueError(f"{path}: {e}") from e
     if params is not None:
         targets, saved = _params_dict(params), parts["params"]
+        assert saved is not None  # a checkpoint without parameters was refused above
         for name in set(targets) & set(saved):
             np.copyto(targets[name], saved[name])
     return dict(parts["extra"] or {})

@@ -57,7 +57,7 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 
@@ -209,8 +209,10 @@ def _layout(optimizer: Optimizer) -> dict[str, Any]:
 
 
 def _checksum(arrays: Sequence[np.ndarray]) -> list[tuple[float, int]]:
-    # The float64 sum shows gross differences readably; the CRC of the bytes catches any single bit.
-    return [(float(np.sum(a, dtype=np.float64)), zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))
+    # The float64 sum shows gross differences readably; the CRC of the bytes catches any single bit. (The ignore:
+    # numpy's stubs declare ndarray.__buffer__, the Buffer protocol, only for Python >= 3.12; mypy checks 3.10.)
+    return [(float(np.sum(a, dtype=np.float64)),
+             zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
             for a in arrays]
 
 
@@ -334,6 +336,7 @@ class _Distributed:
         if threads == "auto":
             available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             threads = max(1, min(available, (os.cpu_count() or 1) // per_node))
+        assert isinstance(threads, int)  # __init__ refused anything but None, "auto" or an int
         _core.set_num_threads(threads)
 
     # The wrapped optimizer's vocabulary, so schedulers and loops treat a wrapper like an optimizer.
@@ -369,7 +372,7 @@ class _Distributed:
                 # Every rank must send the same buffer; a missing gradient would have to be missing everywhere.
                 raise ValueError(f"grads[{i}] is None: distributed steps need a gradient for every parameter "
                                  "(use zeros)")
-        return arrays
+        return cast(list[np.ndarray], arrays)  # no None left (refused above)
 
     def _bcast_params(self, groups: list[tuple[np.dtype, list[int], Optional[np.ndarray]]]) -> None:
         """Rank ``root``'s parameters to every rank, one Bcast per dtype: in place when the dtype's parameters
@@ -664,7 +667,9 @@ class ZeroRedundancyOptimizer(_Distributed):
             offset += hi - lo
         # Groups hold consecutive parameters, so the shard optimizer's parameter order (group by group) is
         # the pieces' order, which _piece_grads and state re-assembly rely on.
-        self.shard_optimizer: Optimizer = type(optimizer)(groups)
+        # Every family's constructor takes the groups alone (its hyperparameters have defaults; the groups hold them).
+        family = cast(Callable[[list[dict[str, Any]]], Optimizer], type(optimizer))
+        self.shard_optimizer: Optimizer = family(groups)
         self.shard_optimizer.defaults = dict(optimizer.defaults)
         if len(optimizer.state):
             self._take_full_state()
@@ -720,6 +725,7 @@ class ZeroRedundancyOptimizer(_Distributed):
                     raise ValueError("an arena's gradient is its own buffer: pass arena.grads or arena.flat_grads")
                 send = self._arena.flat_grads
             else:
+                assert self._bucket is not None  # the bucket exists when there is no arena
                 send = self._bucket
                 for i, (g, view) in enumerate(zip(arrays, _views(send, self._sizes))):
                     _check_grad(i, g, self._params[i])
@@ -750,6 +756,7 @@ class ZeroRedundancyOptimizer(_Distributed):
         if self._arena is not None:
             flat = self._arena.flat_params
         else:
+            assert self._bucket is not None  # the bucket exists when there is no arena
             flat = self._bucket
             offset = self.start
             for piece in self.shard_optimizer.parameters():
@@ -920,6 +927,7 @@ def save(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = 
     full = optimizer.consolidated_state_dict()
     error = None
     if optimizer.rank == optimizer.root:
+        assert full is not None  # the root's consolidated state (None only on the other ranks)
         try:
             _checkpoint.save(path, optimizer=_Snapshot(full), scheduler=scheduler, params=params, extra=extra)
         except Exception as exception:

@@ -25,19 +25,23 @@ from ._validation import (
     check_adagrad,
     check_adam,
     check_adamax,
+    check_asgd,
     check_lamb,
     check_lion,
     check_nadam,
     check_radam,
     check_rmsprop,
+    check_rprop,
     check_sgd,
     check_steps,
 )
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_", "asgd_", "rprop_"]
 
 Arrays = Sequence[np.ndarray]
-OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
+OptionalArrays = Optional[Arrays]  # None when the options do not need them (the docstrings say which)
+# SGD's momentum buffers: a list whose None entries (buffers not created yet) are created and stored back.
+MomentumBuffers = Optional[list[Optional[np.ndarray]]]
 
 
 # --- SGD ---------------------------------------------------------------------------------------------------
@@ -66,7 +70,7 @@ def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, we
 def sgd_(
     params: Arrays,
     grads: Arrays,
-    momentum_buffers: OptionalArrays = None,
+    momentum_buffers: MomentumBuffers = None,
     *,
     lr: float = 1e-3,
     momentum: float = 0.0,
@@ -481,3 +485,83 @@ def lamb_(
     """
     _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                   weight_decay=weight_decay, maximize=maximize).run()
+
+
+# --- ASGD --------------------------------------------------------------------------------------------------
+
+
+def _asgd_prepare(params, grads, axs, etas, mus, steps, *, lr, lambd, alpha, t0, weight_decay, maximize,
+                  labels=None, checked=False, precision=None):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_asgd(lr, lambd, alpha, t0, weight_decay, maximize)
+    return _core.asgd_prepare(params, grads, axs, etas, mus, check_steps(steps),
+                              _core.ASGDHyper(lr, lambd, alpha, t0, weight_decay, maximize), labels, precision)
+
+
+def asgd_(
+    params: Arrays,
+    grads: Arrays,
+    axs: Arrays,
+    etas: list[float],
+    mus: list[float],
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-2,
+    lambd: float = 1e-4,
+    alpha: float = 0.75,
+    t0: float = 1e6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    r"""ASGD (torch.optim.ASGD), in place.
+
+    .. math::
+        g \leftarrow \pm g + \lambda_{wd} p, \quad p \leftarrow p (1 - \lambda \eta) - \eta g, \quad
+        a \leftarrow a + \mu (p - a) \ (a \leftarrow p \text{ while } \mu = 1)
+
+    ``etas`` and ``mus`` (lists of floats: ``lr`` and 1 before a parameter's first step) are replaced in place
+    by the values for the next step, :math:`\text{lr} / (1 + \lambda\,\text{lr}\,t)^\alpha` and
+    :math:`1 / \max(1, t - t_0)`, rounded to float32 as torch keeps them.
+    """
+    step, next_etas, next_mus = _asgd_prepare(params, grads, axs, etas, mus, steps, lr=lr, lambd=lambd,
+                                              alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+    step.run()
+    etas[:] = next_etas
+    mus[:] = next_mus
+
+
+# --- Rprop -------------------------------------------------------------------------------------------------
+
+
+def _rprop_prepare(params, grads, prevs, step_sizes, *, etaminus, etaplus, step_size_min, step_size_max, maximize,
+                   labels=None, checked=False, precision=None):
+    if not checked:  # an optimizer checks its groups itself, once per change
+        check_rprop(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
+    return _core.rprop_prepare(params, grads, prevs, step_sizes,
+                               _core.RpropHyper(etaminus, etaplus, step_size_min, step_size_max, maximize), labels,
+                               precision)
+
+
+def rprop_(
+    params: Arrays,
+    grads: Arrays,
+    prevs: Arrays,
+    step_sizes: Arrays,
+    *,
+    etaminus: float = 0.5,
+    etaplus: float = 1.2,
+    step_size_min: float = 1e-6,
+    step_size_max: float = 50.0,
+    maximize: bool = False,
+) -> None:
+    r"""Rprop (torch.optim.Rprop), in place.
+
+    .. math::
+        f = \eta_+ \text{ if } g\,g_{prev} > 0,\ \eta_- \text{ if } < 0,\ 1 \text{ else}; \quad
+        s \leftarrow \operatorname{clip}(s f, s_{min}, s_{max}); \quad g \leftarrow 0 \text{ where } f = \eta_-;
+        \quad p \leftarrow p - \operatorname{sign}(g)\, s; \quad g_{prev} \leftarrow g
+
+    ``prevs`` start at zero and ``step_sizes`` at the learning rate (torch's initial state).
+    """
+    _rprop_prepare(params, grads, prevs, step_sizes, etaminus=etaminus, etaplus=etaplus,
+                   step_size_min=step_size_min, step_size_max=step_size_max, maximize=maximize).run()

@@ -59,6 +59,7 @@ __all__ = [
     "CyclicLR",
     "CosineAnnealingWarmRestarts",
     "OneCycleLR",
+    "SWALR",
 ]
 
 
@@ -270,7 +271,7 @@ def _state_milestone_counts(scheduler: Any, value: Any) -> Counter[int]:
     """MultiStepLR's milestones: a Counter (a plain dict once it has been through a checkpoint's manifest)."""
     if not isinstance(value, Mapping) or not all(
         not isinstance(k, bool) and isinstance(k, numbers.Integral)
-        and not isinstance(n, bool) and isinstance(n, numbers.Integral) and n >= 1
+        and not isinstance(n, bool) and isinstance(n, numbers.Integral) and int(n) >= 1
         for k, n in value.items()
     ):
         raise ValueError("expected a Counter of milestone epochs (int epoch -> int count >= 1)")
@@ -1918,3 +1919,124 @@ def _phase(end_step: float, start_lr: str, end_lr: str, start_momentum: str, end
         "start_momentum": start_momentum,
         "end_momentum": end_momentum,
     }
+
+
+# --- stochastic weight averaging -------------------------------------------------------------------------------
+
+
+class SWALR(LRScheduler):
+    r"""Anneals each group's rate to a fixed ``swa_lr`` over ``anneal_epochs`` epochs, then holds it there
+    (torch.optim.swa_utils.SWALR); the schedule of stochastic weight averaging (Izmailov et al. 2018,
+    https://arxiv.org/abs/1803.05407), used with :class:`fusedoptim.AveragedParams`.
+
+    With :math:`T` = ``anneal_epochs``, :math:`s` the number of :meth:`step` calls so far (:math:`\max(s, 1)` when
+    :math:`T = 0`) and the annealing function :math:`a(x) = x` (``"linear"``) or :math:`(1 - \cos \pi x)/2`
+    (``"cos"``),
+
+    .. math::
+        \alpha_s = a\!\left(\min\!\left(1, \max\!\left(0, \frac{s}{\max(1, T)}\right)\right)\right), \qquad
+        \eta_s = \alpha_s\,\eta_\text{swa} + (1 - \alpha_s)\,\eta_\text{start}
+
+    applied recursively (chainable), as torch: :math:`\eta_\text{start}` is recovered from the group's current
+    rate and the previous step's :math:`\alpha_{s-1}` as :math:`(\eta - \alpha_{s-1}\eta_\text{swa}) /
+    (1 - \alpha_{s-1})` (:math:`\eta_\text{swa}` once :math:`\alpha_{s-1} = 1`). With the rate left alone between
+    steps, the rate goes from the one at construction to ``swa_lr`` in :math:`T` steps and stays there; with
+    :math:`T = 0` it is ``swa_lr`` from construction on. The schedule follows the step count, also for
+    ``step(epoch)`` (torch's deprecated form: SWALR has no closed form).
+
+    Parameters
+    ----------
+    optimizer
+        The optimizer. Each group gets an ``swa_lr`` key (as in torch), which the schedule reads.
+    swa_lr
+        The rate to anneal to (>= 0): one value, or a list with one per group.
+    anneal_epochs
+        Steps of the annealing phase (an int >= 0). Default 10.
+    anneal_strategy
+        ``"cos"`` (default) or ``"linear"``.
+    last_epoch
+        Index of the last epoch (-1 starts the schedule).
+
+    Examples
+    --------
+    Train with a cosine schedule, then average the weights of the last epochs at a constant rate:
+
+    >>> schedule = CosineAnnealingLR(opt, T_max=100)  # doctest: +SKIP
+    >>> swa_schedule = SWALR(opt, swa_lr=0.05, anneal_epochs=5)  # doctest: +SKIP
+    >>> averaged = fusedoptim.AveragedParams(params)  # doctest: +SKIP
+    >>> for epoch in range(100):  # doctest: +SKIP
+    ...     train_one_epoch()
+    ...     if epoch >= 75:
+    ...         averaged.update()
+    ...         swa_schedule.step()
+    ...     else:
+    ...         schedule.step()
+    """
+
+    _state_checks: ClassVar[Mapping[str, StateCheck]] = {
+        "anneal_epochs": _state_int(0),
+        "_anneal_strategy": _state_choice("cos", "linear"),
+    }
+
+    anneal_epochs: int
+    _anneal_strategy: str
+
+    def __init__(
+        self,
+        optimizer: OptimizerLike,
+        swa_lr: float | Sequence[float],
+        anneal_epochs: int = 10,
+        anneal_strategy: Literal["cos", "linear"] = "cos",
+        last_epoch: int = -1,
+    ) -> None:
+        _check_optimizer(optimizer)
+        _check_last_epoch(last_epoch)
+        # Stored as floats: a NumPy float32 swa_lr would otherwise make the schedule's arithmetic float32.
+        swa_lrs = [check_nonnegative("swa_lr", "swa_lr", value) for value in _per_group("swa_lr", optimizer, swa_lr)]
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        if isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, numbers.Integral) or anneal_epochs < 0:
+            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+
+        # Everything is checked: from here on the groups change.
+        for value, group in zip(swa_lrs, optimizer.param_groups, strict=True):
+            group["swa_lr"] = value
+        self._anneal_strategy = anneal_strategy
+        self.anneal_epochs = int(anneal_epochs)
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _linear_anneal(t: float) -> float:
+        return t
+
+    @staticmethod
+    def _cosine_anneal(t: float) -> float:
+        return (1 - math.cos(math.pi * t)) / 2
+
+    def anneal_func(self, t: float) -> float:
+        """The annealing function :math:`a(t)` of ``anneal_strategy``, for :math:`t \\in [0, 1]`."""
+        return self._cosine_anneal(t) if self._anneal_strategy == "cos" else self._linear_anneal(t)
+
+    @staticmethod
+    def _get_initial_lr(lr: float, swa_lr: float, alpha: float) -> float:
+        """The rate the annealing started from, recovered from the current rate (torch's formula)."""
+        if alpha == 1:
+            return swa_lr
+        return (lr - alpha * swa_lr) / (1 - alpha)
+
+    def get_lr(self) -> list[float]:
+        # torch's expressions, in torch's order (ints where torch has ints): the same rounding as torch.
+        step = self._step_count - 1
+        if self.anneal_epochs == 0:
+            step = max(1, step)
+        prev_t = max(0, min(1, (step - 1) / max(1, self.anneal_epochs)))
+        prev_alpha = self.anneal_func(prev_t)
+        prev_lrs = [
+            self._get_initial_lr(group["lr"], group["swa_lr"], prev_alpha) for group in self.optimizer.param_groups
+        ]
+        t = max(0, min(1, step / max(1, self.anneal_epochs)))
+        alpha = self.anneal_func(t)
+        return [
+            group["swa_lr"] * alpha + lr * (1 - alpha)
+            for group, lr in zip(self.optimizer.param_groups, prev_lrs, strict=True)
+        ]

@@ -10,7 +10,7 @@ import math
 import numbers
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, ClassVar, Optional, Union, cast
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class ParamState(MutableMapping):
             return id(key)
         if isinstance(key, numbers.Integral) and not isinstance(key, bool):
             params = self._optimizer._params()
-            if not 0 <= key < len(params):
+            if not 0 <= int(key) < len(params):
                 raise KeyError(key)
             return id(params[key])
         raise KeyError(key)
@@ -480,7 +480,7 @@ class Optimizer:
         if not isinstance(rounding, str) or rounding not in ("nearest", "stochastic"):
             raise ValueError(f"Invalid rounding: {rounding!r} (expected 'nearest' or 'stochastic')")
         seed = group.get("rounding_seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**64:
             raise ValueError(f"Invalid rounding_seed: {seed!r} (expected an int in [0, 2**64))")
         if rounding == "stochastic":
             # Stochastic rounding is for bfloat16 only: anything else in the group would silently round to nearest.
@@ -591,7 +591,7 @@ class Optimizer:
         for key, arena in self._arenas.items():
             entries = [state.pop(n, None) for n in arena.names]
             for group in groups:
-                if isinstance(group, Mapping) and isinstance(group.get("params"), Sequence):
+                if isinstance(group, dict) and isinstance(group.get("params"), Sequence):  # each Mapping, copied
                     listed = [n for n in group["params"] if n in arena.slices]
                     if listed:
                         rest = [n for n in group["params"] if n not in arena.slices]
@@ -780,7 +780,12 @@ def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> Optional[_core.Step
         arrays = tuple((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
         if arrays:
             entries.append(_core.StateSnapshot(state, arrays))
-    counters = [optimizer.state._get(p) for p in params] if optimizer._counting() else []
+    counters: list[dict[str, Any]] = []
+    if optimizer._counting():
+        for p in params:
+            entry = optimizer.state._get(p)
+            assert entry is not None  # the step just stored every parameter's count (_gather_state)
+            counters.append(entry)
     return _core.StepPlan(prepared, groups, entries, counters)
 
 
@@ -829,7 +834,7 @@ def _as_step(where: str, value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     # The next step's number must be a valid one (check_steps): a larger count would make every later step raise.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < MAX_STEP - 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < MAX_STEP - 1:
         raise ValueError(f"{where} must be a non-negative integer step count below 2**62 - 1, got {value!r}")
     return int(value)
 
@@ -837,7 +842,8 @@ def _as_step(where: str, value: Any) -> int:
 def _as_scalar(where: str, value: Any) -> float:
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    # np.isfinite sees the value as given (numpy's stubs do not take numbers.Real).
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(cast(float, value)):
         raise ValueError(f"{where} must be a finite float, got {value!r}")
     return float(value)
 

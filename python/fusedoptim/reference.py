@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,19 +21,23 @@ from ._validation import (
     check_adagrad,
     check_adam,
     check_adamax,
+    check_asgd,
     check_lamb,
     check_lion,
     check_nadam,
     check_radam,
     check_rmsprop,
+    check_rprop,
     check_sgd,
     check_steps,
 )
 
-__all__ = ["mixed_precision_", "stochastic_key", "round_bfloat16_stochastic", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_"]
+__all__ = ["mixed_precision_", "stochastic_key", "round_bfloat16_stochastic", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_", "asgd_", "rprop_"]
 
 Arrays = Sequence[np.ndarray]
-OptionalArrays = Optional[Sequence[Optional[np.ndarray]]]
+OptionalArrays = Optional[Arrays]  # None when the options do not need them (functional's docstrings say which)
+# SGD's momentum buffers: a list whose None entries (buffers not created yet) are created and stored back.
+MomentumBuffers = Optional[list[Optional[np.ndarray]]]
 
 
 def _python_floats(function):
@@ -48,12 +52,12 @@ def _python_floats(function):
     return wrapper
 
 
-def _scalar(x: np.ndarray, value: float) -> np.generic:
+def _scalar(x: np.ndarray, value: float) -> np.floating[Any]:
     """A per-step scalar rounded to the array's dtype, as torch rounds a Python scalar for a float32 tensor."""
     return x.dtype.type(value)
 
 
-def _lerp(start: np.ndarray, end: np.ndarray, weight: np.generic) -> np.ndarray:
+def _lerp(start: np.ndarray, end: np.ndarray, weight: np.floating[Any]) -> np.ndarray:
     """torch.lerp: the formula is picked by the weight so that both ends are exact."""
     if abs(weight) < 0.5:
         return start + weight * (end - start)
@@ -64,7 +68,7 @@ def _lerp(start: np.ndarray, end: np.ndarray, weight: np.generic) -> np.ndarray:
 def sgd_(
     params: Arrays,
     grads: Arrays,
-    momentum_buffers: OptionalArrays = None,
+    momentum_buffers: MomentumBuffers = None,
     *,
     lr: float = 1e-3,
     momentum: float = 0.0,
@@ -479,6 +483,7 @@ def mixed_precision_(
         if values.dtype == dtype:
             return values
         if stochastic and dtype.itemsize == 2 and dtype != np.float16:
+            assert steps is not None  # rounding='stochastic' without steps was refused above
             return round_bfloat16_stochastic(values, stochastic_key(seed, indices[i], steps[i], slot))
         return values.astype(dtype)
 
@@ -505,3 +510,70 @@ def mixed_precision_(
     for i, (p, m) in enumerate(zip(params, masters)):
         if p is not m:
             p[...] = to_dtype(m, p.dtype, i, 0)
+
+
+@_python_floats
+def asgd_(
+    params: Arrays,
+    grads: Arrays,
+    axs: Arrays,
+    etas: list[float],
+    mus: list[float],
+    steps: Sequence[int],
+    *,
+    lr: float = 1e-2,
+    lambd: float = 1e-4,
+    alpha: float = 0.75,
+    t0: float = 1e6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None:
+    """torch's _single_tensor_asgd; eta and mu are float32 values, as torch keeps them (0-d float32 tensors)."""
+    check_asgd(lr, lambd, alpha, t0, weight_decay, maximize)
+    for i, (p, g, ax, t) in enumerate(zip(params, grads, axs, check_steps(steps))):
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + _scalar(p, weight_decay) * p
+        p[...] = p * _scalar(p, 1 - lambd * etas[i])
+        p[...] = p + _scalar(p, -etas[i]) * g
+        if mus[i] != 1:
+            ax[...] = ax + (p - ax) * _scalar(p, mus[i])
+        else:
+            ax[...] = p
+        try:
+            power = (1 + lambd * lr * t) ** alpha
+        except OverflowError:  # the kernel's pow gives inf (and eta 0); torch raises here
+            power = math.inf
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, as the kernel
+            etas[i] = float(np.float32(lr / power))
+            mus[i] = float(np.float32(1 / max(1, t - t0)))
+
+
+@_python_floats
+def rprop_(
+    params: Arrays,
+    grads: Arrays,
+    prevs: Arrays,
+    step_sizes: Arrays,
+    *,
+    etaminus: float = 0.5,
+    etaplus: float = 1.2,
+    step_size_min: float = 1e-6,
+    step_size_max: float = 50.0,
+    maximize: bool = False,
+) -> None:
+    """torch's _single_tensor_rprop; its masked assignments of the sign as np.where, in the same order. Signs are
+    torch's: +0 for a zero of either sign and for NaN (NumPy's sign is NaN there), so a NaN gradient leaves its
+    element unchanged, as in torch."""
+    check_rprop(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
+    for p, g, prev, size in zip(params, grads, prevs, step_sizes):
+        g = -g if maximize else g
+        s = g * prev
+        f = np.where(s > 0, _scalar(p, etaplus), np.where(s < 0, _scalar(p, etaminus), _scalar(p, 1)))
+        scaled = size * f
+        low = np.where(scaled < _scalar(p, step_size_min), _scalar(p, step_size_min), scaled)
+        size[...] = np.where(low > _scalar(p, step_size_max), _scalar(p, step_size_max), low)
+        g = np.where(f == _scalar(p, etaminus), _scalar(p, 0), g)
+        torch_sign = np.where(g > 0, _scalar(p, 1), np.where(g < 0, _scalar(p, -1), _scalar(p, 0)))
+        p[...] = p - torch_sign * size
+        prev[...] = g

@@ -1,4 +1,4 @@
-"""Run under ``mpiexec -n 2`` by tests/test_distributed.py: DataParallel equals a single-process optimizer with
+"""Run under ``mpiexec -n 2`` by tests/library/test_distributed.py: DataParallel equals a single-process optimizer with
 the same global batch, ZeRO-1 equals DataParallel, state dicts re-assemble, checkpoints round-trip.
 
 Every rank can compute every rank's gradients (they are drawn from seeds), so every rank also runs the

@@ -1,6 +1,6 @@
-"""Run under ``mpiexec -n 2 python -m mpi4py`` by tests/test_distributed.py: an error on one rank of a collective
-call makes every rank raise, instead of leaving the other ranks waiting in a collective the failed rank never
-joins. In every mode: every rank raises (the failing rank its own exception, the others one of the same type
+"""Run under ``mpiexec -n 2 python -m mpi4py`` by tests/library/test_distributed.py: an error on one rank of a
+collective call makes every rank raise, instead of leaving the other ranks waiting in a collective the failed rank
+never joins. In every mode: every rank raises (the failing rank its own exception, the others one of the same type
 naming the failing rank), parameters and state are unchanged on every rank (compared by CRC), and the wrapper
 still works afterwards (the ranks are in step). A hang is what this guards against: the test's timeout turns it
 into a failure, and ``-m mpi4py`` aborts the job when a check here fails on one rank.

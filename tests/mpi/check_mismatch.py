@@ -1,4 +1,4 @@
-"""Run under ``mpiexec -n 2`` by tests/test_distributed.py: ranks that built different models or optimizers get
+"""Run under ``mpiexec -n 2`` by tests/library/test_distributed.py: ranks that built different models or optimizers get
 a clear ValueError on every rank at construction, instead of hanging in a collective of mismatched size.
 
 Usage: check_mismatch.py {shape,lr,zero-shape}. Prints "rank R: ValueError: ..." per rank, then "OK" on rank 0.

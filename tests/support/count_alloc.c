@@ -1,4 +1,4 @@
-/* Counts heap allocations while switched on (tests/test_reliability.py, through LD_PRELOAD). */
+/* Counts heap allocations while switched on (tests/library/test_reliability.py, through LD_PRELOAD). */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -8,6 +8,7 @@
 #include "fusedoptim/kernels/adagrad.hpp"
 #include "fusedoptim/kernels/adam.hpp"
 #include "fusedoptim/kernels/adamax.hpp"
+#include "fusedoptim/kernels/asgd.hpp"
 #include "fusedoptim/kernels/clip.hpp"
 #include "fusedoptim/kernels/ema.hpp"
 #include "fusedoptim/kernels/lamb.hpp"
@@ -15,6 +16,7 @@
 #include "fusedoptim/kernels/nadam.hpp"
 #include "fusedoptim/kernels/norm.hpp"
 #include "fusedoptim/kernels/radam.hpp"
+#include "fusedoptim/kernels/rprop.hpp"
 #include "fusedoptim/kernels/rmsprop.hpp"
 #include "fusedoptim/kernels/sgd.hpp"
 #include "fusedoptim/kernels/stream.hpp"
@@ -22,7 +24,8 @@
 // Every optimizer family with a kernel. Adding one here adds it to each instruction set's table and registers
 // its binding (cpp/bindings/register_<family>.cpp defines register_<family>).
 #define FUSEDOPTIM_FAMILIES(X) \
-    X(sgd) X(adagrad) X(rmsprop) X(adam) X(adadelta) X(adamax) X(nadam) X(radam) X(lion) X(lamb) X(stream) X(norm) X(clip) X(ema)
+    X(sgd) X(adagrad) X(rmsprop) X(adam) X(adadelta) X(adamax) X(nadam) X(radam) X(lion) X(lamb) X(asgd) \
+    X(rprop) X(stream) X(norm) X(clip) X(ema)
 
 namespace fusedoptim {
 
