@@ -342,24 +342,34 @@ namespace {
 constexpr int kPinnedFlags = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_ | npy::NPY_ARRAY_WRITEABLE_;
 }  // namespace
 
-Pinned::Pinned(const py::object& array) : array_(array) {
-    const auto* proxy = py::detail::array_proxy(array.ptr());
-    data_ = proxy->data;
-    descr_ = proxy->descr;
-    flags_ = proxy->flags & kPinnedFlags;
-    layout_.assign(proxy->dimensions, proxy->dimensions + proxy->nd);
-    layout_.insert(layout_.end(), proxy->strides, proxy->strides + proxy->nd);
+Pinned::Pinned(const std::vector<py::object>& arrays) : arrays_(arrays) {
+    for (const py::object& array : arrays_) {
+        const auto* proxy = py::detail::array_proxy(array.ptr());
+        facts_.push_back(reinterpret_cast<Py_intptr_t>(proxy->data));
+        facts_.push_back(reinterpret_cast<Py_intptr_t>(proxy->descr));
+        facts_.push_back(proxy->flags & kPinnedFlags);
+        facts_.push_back(proxy->nd);
+        facts_.insert(facts_.end(), proxy->dimensions, proxy->dimensions + proxy->nd);
+        facts_.insert(facts_.end(), proxy->strides, proxy->strides + proxy->nd);
+    }
 }
 
 bool Pinned::unchanged() const {
-    const auto* proxy = py::detail::array_proxy(array_.ptr());
-    const size_t nd = static_cast<size_t>(proxy->nd);
-    if (proxy->data != data_ || proxy->descr != descr_ || (proxy->flags & kPinnedFlags) != flags_ ||
-        2 * nd != layout_.size()) {
-        return false;
+    const Py_intptr_t* f = facts_.data();
+    for (const py::object& array : arrays_) {
+        const auto* proxy = py::detail::array_proxy(array.ptr());
+        const int nd = proxy->nd;
+        if (f[0] != reinterpret_cast<Py_intptr_t>(proxy->data) || f[1] != reinterpret_cast<Py_intptr_t>(proxy->descr) ||
+            f[2] != (proxy->flags & kPinnedFlags) || f[3] != nd) {
+            return false;
+        }
+        f += 4;
+        for (int k = 0; k < nd; ++k) {
+            if (f[k] != proxy->dimensions[k] || f[nd + k] != proxy->strides[k]) return false;
+        }
+        f += 2 * nd;
     }
-    return std::equal(proxy->dimensions, proxy->dimensions + nd, layout_.begin()) &&
-           std::equal(proxy->strides, proxy->strides + nd, layout_.begin() + static_cast<std::ptrdiff_t>(nd));
+    return true;
 }
 
 void PreparedStep::check_pinned() const {
@@ -449,8 +459,18 @@ void PreparedStep::run_all(const std::vector<PreparedStep*>& steps, PreparedStep
 }
 
 StepPlan::StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups,
-                   std::vector<StateSnapshot> entries, std::vector<py::dict> counters)
-    : groups_(std::move(groups)), entries_(std::move(entries)), counters_(std::move(counters)) {
+                   const std::vector<py::dict>& states, std::vector<py::dict> counters)
+    : groups_(std::move(groups)), counters_(std::move(counters)) {
+    for (const py::dict& state : states) {
+        StateSnapshot entry{state, {}};
+        for (const auto& [key, value] : state) {
+            if (py::isinstance<py::array>(value)) {
+                entry.arrays.emplace_back(py::reinterpret_borrow<py::object>(key),
+                                          py::reinterpret_borrow<py::object>(value));
+            }
+        }
+        if (!entry.arrays.empty()) entries_.push_back(std::move(entry));
+    }
     for (const py::object& object : steps) {
         auto* step = object.cast<PreparedStep*>();
         owners_.push_back(object);
@@ -516,11 +536,8 @@ bool StepPlan::unchanged(py::handle param_groups, py::handle grads) const {
     }
     for (const StateSnapshot& entry : entries_) {
         PyObject* const state = entry.state.ptr();
-        PyObject* const arrays = entry.arrays.ptr();
-        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(arrays); ++a) {
-            PyObject* const pair = PyTuple_GET_ITEM(arrays, a);
-            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) return false;
-            if (PyDict_GetItem(state, PyTuple_GET_ITEM(pair, 0)) != PyTuple_GET_ITEM(pair, 1)) return false;
+        for (const auto& [key, array] : entry.arrays) {
+            if (PyDict_GetItem(state, key.ptr()) != array.ptr()) return false;
         }
     }
     return true;
@@ -603,11 +620,13 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale
     return true;
 }
 
-void StepPlan::run(PreparedStep* before) {
+void StepPlan::run(PreparedStep* before, bool recheck) {
     if (!bound_) throw std::runtime_error("StepPlan.run() needs a successful bind() first");
     if (before != nullptr && before->done_) throw std::runtime_error("This prepared step has already run");
-    for (const PreparedStep* step : steps_) step->check_still_writeable(kBecameReadOnly);
-    for (const PreparedStep* step : steps_) step->check_pinned();
+    if (recheck) {
+        for (const PreparedStep* step : steps_) step->check_still_writeable(kBecameReadOnly);
+        for (const PreparedStep* step : steps_) step->check_pinned();
+    }
     if (before != nullptr) {
         before->check_still_writeable(kBecameReadOnly);
         before->check_pinned();
@@ -680,15 +699,11 @@ void register_prepared_step(py::module_& m) {
         .def_readonly("params", &GroupSnapshot::params)
         .def_readonly("members", &GroupSnapshot::members)
         .def_readonly("values", &GroupSnapshot::values);
-    py::class_<StateSnapshot>(m, "StateSnapshot", "What a StepPlan relies on of a parameter's state.")
-        .def(py::init<py::dict, py::tuple>(), py::arg("state"), py::arg("arrays"))
-        .def_readonly("state", &StateSnapshot::state)
-        .def_readonly("arrays", &StateSnapshot::arrays);
     py::class_<StepPlan>(m, "StepPlan",
                          "Prepared steps re-run with new gradients and step numbers (an optimizer's steady state).")
-        .def(py::init<const std::vector<py::object>&, std::vector<GroupSnapshot>, std::vector<StateSnapshot>,
+        .def(py::init<const std::vector<py::object>&, std::vector<GroupSnapshot>, const std::vector<py::dict>&,
                       std::vector<py::dict>>(),
-             py::arg("steps"), py::arg("groups"), py::arg("entries"), py::arg("counters"))
+             py::arg("steps"), py::arg("groups"), py::arg("states"), py::arg("counters"))
         .def("bind", &StepPlan::bind, py::arg("param_groups"), py::arg("grads"), py::arg("grad_scale") = 1.0)
         .def(
             "run",
@@ -700,7 +715,7 @@ void register_prepared_step(py::module_& m) {
             "step",
             [](StepPlan& plan, py::handle param_groups, py::handle grads) {
                 if (!plan.bind(param_groups, grads)) return false;
-                plan.run();
+                plan.run(nullptr, false);  // bind() just checked everything, and no Python code ran since
                 return true;
             },
             py::arg("param_groups"), py::arg("grads"), "bind() then run(); false, doing nothing, if bind() is.");

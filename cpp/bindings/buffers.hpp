@@ -92,18 +92,16 @@ struct Gathered {
 // flags validation looked at. NumPy lets Python change all of these behind a reference (`a.resize(...,
 // refcheck=False)` moves the data, `a.dtype = ...`, `a.shape = ...`, `a.flags.writeable = False`), so a step
 // re-reads them before it runs: anything else would read freed memory or write float bits into an int array.
+// The facts of all of a step's arrays sit in one flat vector (read in order at every steady-state step).
 class Pinned {
 public:
-    explicit Pinned(const py::object& array);
+    explicit Pinned(const std::vector<py::object>& arrays);
     bool unchanged() const;
-    const py::object& array() const { return array_; }
 
 private:
-    py::object array_;
-    char* data_;
-    PyObject* descr_;
-    int flags_;
-    std::vector<Py_intptr_t> layout_;  // shape, then strides
+    std::vector<py::object> arrays_;
+    // Per array: data pointer, dtype object, flags, ndim, then ndim dimensions and ndim strides.
+    std::vector<Py_intptr_t> facts_;
 };
 
 // A call's mixed-precision settings (`_core.Precision`). Given, they make every tensor mixed-precision (float32
@@ -184,12 +182,11 @@ public:
           written_arrays_(std::move(gathered.written_arrays)),
           written_(std::move(gathered.written)),
           read_(std::move(gathered.read)),
+          pinned_(gathered.pinned),
           counts_steps_(counts_steps),
           stochastic_(!gathered.round_steps.empty()) {
         parts_[0] = std::move(f32);
         parts_[1] = std::move(f64);
-        pinned_.reserve(gathered.pinned.size());
-        for (const py::object& array : gathered.pinned) pinned_.emplace_back(array);
     }
 
     // Runs the steps in order, after checking that no step writes memory another step reads or writes (an
@@ -216,12 +213,7 @@ private:
     // may run between the checks and the run).
     void check_still_writeable(const char* problem) const;
     // Whether every pinned array is as it was validated (see Pinned).
-    bool pinned_unchanged() const {
-        for (const Pinned& p : pinned_) {
-            if (!p.unchanged()) return false;
-        }
-        return true;
-    }
+    bool pinned_unchanged() const { return pinned_.unchanged(); }
     // Raises ValueError unless pinned_unchanged(): nothing is written then.
     void check_pinned() const;
 
@@ -233,7 +225,7 @@ private:
     std::vector<py::object> arrays_;
     std::vector<std::pair<py::object, Interval>> written_arrays_;
     std::vector<Interval> written_, read_;
-    std::vector<Pinned> pinned_;
+    Pinned pinned_;
     bool counts_steps_;
     bool stochastic_;  // some tensor rounds stochastically: a re-run needs new keys
     bool done_ = false;
@@ -249,11 +241,10 @@ struct GroupSnapshot {
     py::tuple values;
 };
 
-// What a StepPlan relies on of a parameter's state (`_core.StateSnapshot`): the state dict and the arrays its
-// keys held, as ((key, array), ...).
+// What a StepPlan relies on of a parameter's state: the state dict and the arrays its keys held.
 struct StateSnapshot {
     py::dict state;
-    py::tuple arrays;
+    std::vector<std::pair<py::object, py::object>> arrays;  // (key, array)
 };
 
 // An optimizer's steady state: the prepared steps of a full step (one per parameter group), re-run with new
@@ -264,18 +255,20 @@ struct StateSnapshot {
 // false and the optimizer takes its full step instead.
 class StepPlan {
 public:
-    // steps: the prepared steps, one per non-empty group, in order. groups: every group's snapshot. entries: the
-    // snapshots of the state the steps use. counters: the state dicts whose int "step" each run advances, one
-    // per parameter in order, or empty for families that count no steps. The run is the one writer of that
-    // state in the steady state, as run_all (given the new values) is in a full step.
-    StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups,
-             std::vector<StateSnapshot> entries, std::vector<py::dict> counters);
+    // steps: the prepared steps, one per non-empty group, in order. groups: every group's snapshot. states: the
+    // parameters' state dicts (the plan records the arrays each holds). counters: the state dicts whose int
+    // "step" each run advances, one per parameter in order, or empty for families that count no steps. The run
+    // is the one writer of that state in the steady state, as run_all (given the new values) is in a full step.
+    StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups, const std::vector<py::dict>& states,
+             std::vector<py::dict> counters);
     // False if the plan no longer applies (see above) or a gradient is None; else validates every gradient (one
     // per parameter, in order, in a list), raising like a prepare, and binds them for run(), each to be read
     // multiplied by grad_scale (GradScaler's unscaling; ValueError unless finite and >= 0).
     bool bind(py::handle param_groups, py::handle grads, double grad_scale = 1.0);
     // Runs the bound step once, without the GIL, then advances the step counters. `before` as in run_all.
-    void run(PreparedStep* before = nullptr);
+    // `recheck`: check again that the arrays are as bind() saw them (false only when nothing can have run
+    // between the two: StepPlan.step calls both holding the GIL).
+    void run(PreparedStep* before = nullptr, bool recheck = true);
 
 private:
     bool unchanged(py::handle param_groups, py::handle grads) const;

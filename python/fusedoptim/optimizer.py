@@ -382,7 +382,8 @@ class Optimizer:
         params = group["params"]
         members = tuple((id(p), getattr(p, "dtype", None)) for p in params) if isinstance(params, list) else None
         snapshot = [(k, _frozen(v)) for k, v in group.items() if k != "params"] + [("params", members)]
-        if self._checked_groups.get(id(group)) != snapshot:
+        known = self._checked_groups.get(id(group))
+        if known != snapshot:
             if not isinstance(params, list):
                 raise TypeError(f"param_groups' 'params' must stay a list, got {type(params).__name__}")
             names = group.get("param_names")
@@ -393,8 +394,9 @@ class Optimizer:
                     f"and names in every group or in none): {0 if names is None else len(names)} names for "
                     f"{len(params)} params; use add_param_group with a dict of named arrays to add parameters"
                 )
-            for p in params:
-                _check_param("a parameter of param_groups", p)
+            if known is None or known[-1] != snapshot[-1]:  # the arrays changed, not only hyperparameters
+                for p in params:
+                    _check_param("a parameter of param_groups", p)
             self._check_group(group)
             self._check_precision(group)
             self._checked_groups[id(group)] = snapshot
@@ -433,24 +435,33 @@ class Optimizer:
         views = []
         writes = _Writes(self.state)
         counting = self._counting()
+        dtypes: dict[np.dtype, np.dtype] = {}  # parameter dtype -> state dtype, for this group
         for p in params:
-            view = dict(self.state._get(p) or {})
+            entry = self.state._get(p)
+            view = dict(entry) if entry is not None else {}
             view.setdefault("step", 0)
             base = p
-            if _precision.is_16bit(p.dtype):
+            low = _precision.is_16bit(p.dtype)
+            if low:
                 # The float32 master the kernel updates; p receives it rounded after every step.
                 if view.get("master_param") is None:
                     view["master_param"] = p.astype(np.float32)
                     writes.set(p, "master_param", view["master_param"])
                 base = view["master_param"]
-            dtype = self._state_dtype_for(group, p)
+            dtype = dtypes.get(p.dtype)
+            if dtype is None:
+                dtype = dtypes[p.dtype] = self._state_dtype_for(group, p)
             for key, make in buffers.items():
                 if view.get(key) is None:
                     array = make(base)
                     view[key] = array if array.dtype == dtype else array.astype(dtype)
                     writes.set(p, key, view[key])
             if counting:
-                writes.set(p, "step", int(view["step"]) + 1)  # an int, as the steady state needs
+                step = int(view["step"]) + 1  # an int, as the steady state needs
+                if entry is not None:
+                    writes.items.append((entry, "step", step))  # the common case, without set()'s lookups
+                else:
+                    writes.set(p, "step", step)
             views.append(view)
         return views, writes
 
@@ -774,19 +785,15 @@ def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> Optional[_core.Step
             return None
         groups.append(_core.GroupSnapshot(group, group["params"], tuple(group["params"]), tuple(group.values())))
     params = optimizer._params()
-    entries = []
-    for p in params:
-        state = optimizer.state._get(p) or {}
-        arrays = tuple((k, v) for k, v in state.items() if isinstance(v, np.ndarray))
-        if arrays:
-            entries.append(_core.StateSnapshot(state, arrays))
+    # The plan records which arrays each state dict holds itself (in C++: one call, not a snapshot per array).
+    states = [state for state in map(optimizer.state._get, params) if state]
     counters: list[dict[str, Any]] = []
     if optimizer._counting():
         for p in params:
             entry = optimizer.state._get(p)
             assert entry is not None  # the step just stored every parameter's count (_gather_state)
             counters.append(entry)
-    return _core.StepPlan(prepared, groups, entries, counters)
+    return _core.StepPlan(prepared, groups, states, counters)
 
 
 def _frozen(value: Any) -> Any:
