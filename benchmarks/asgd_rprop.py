@@ -90,14 +90,24 @@ def _peers(name: str, n: int, threads: int, lib: ctypes.CDLL, torch):
     peers["fusedoptim"] = lambda: opt.step([grads])
 
     q, a, b = params.copy(), np.zeros(n, np.float32), np.full(n, 1e-2, np.float32)
-    ptr = lambda x: x.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    ptr = lambda x: x.ctypes.data_as(ctypes.c_void_p)
     if name == "ASGD":
-        peers["native loop"] = lambda: lib.asgd(ptr(q), ptr(grads), ptr(a), n, ctypes.c_float(0.9999),
-                                                ctypes.c_float(-1e-2), ctypes.c_float(0.5), threads)
+        peers["native loop"] = lambda: lib.asgd(
+            ptr(q), ptr(grads), ptr(a), n, ctypes.c_float(0.9999), ctypes.c_float(-1e-2), ctypes.c_float(0.5), threads
+        )
     else:
-        peers["native loop"] = lambda: lib.rprop(ptr(q), ptr(grads), ptr(a), ptr(b), n, ctypes.c_float(0.5),
-                                                 ctypes.c_float(1.2), ctypes.c_float(1e-6), ctypes.c_float(50.0),
-                                                 threads)
+        peers["native loop"] = lambda: lib.rprop(
+            ptr(q),
+            ptr(grads),
+            ptr(a),
+            ptr(b),
+            n,
+            ctypes.c_float(0.5),
+            ctypes.c_float(1.2),
+            ctypes.c_float(1e-6),
+            ctypes.c_float(50.0),
+            threads,
+        )
     if torch is not None:
         cls = getattr(torch.optim, name)
         for label, foreach in (("torch for-loop", False), ("torch foreach", True)):
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "Command: `python benchmarks/asgd_rprop.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
         "",
         "| optimizer | n | fusedoptim | GB/s | native loop / fusedoptim | "
-        + " | ".join(f"{k} / fusedoptim" for k in torch_labels) + " |",
+        + " | ".join(f"{k} / fusedoptim" for k in torch_labels)
+        + " |",
         "|---|---|---|---|---|" + "---|" * len(torch_labels),
     ]
     for r in rows:
@@ -159,18 +170,32 @@ def main(argv: list[str] | None = None) -> int:
         f = s["fusedoptim"]
         gbs = BYTES[r["optimizer"]] * r["n"] / f / 1e9
         cells = [f"{s[k] / f:.2f}x" for k in torch_labels if k in s]
-        lines.append(f"| {r['optimizer']} | {r['n']:.0e} | {f * 1e6:.1f} us | {gbs:.1f} | "
-                     f"{s['native loop'] / f:.2f}x | " + " | ".join(cells) + " |")
-    lines += ["", "Ratios above 1 mean fusedoptim is faster. The native loop does the same arithmetic with "
-              "`-O3 -march=native`; torch has no fused CPU ASGD or Rprop."]
+        lines.append(
+            f"| {r['optimizer']} | {r['n']:.0e} | {f * 1e6:.1f} us | {gbs:.1f} | "
+            f"{s['native loop'] / f:.2f}x | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "Ratios above 1 mean fusedoptim is faster. The native loop does the same arithmetic with "
+        "`-O3 -march=native`; torch has no fused CPU ASGD or Rprop.",
+    ]
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "asgd_rprop_latest.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     with open(os.path.join(args.out, "asgd_rprop_latest.json"), "w", encoding="utf-8") as f:
-        json.dump({"threads": args.threads, "rounds": args.rounds, "fusedoptim": fusedoptim.__version__,
-                   "simd": fusedoptim.simd_level(), "rows": rows}, f, indent=1)
+        json.dump(
+            {
+                "threads": args.threads,
+                "rounds": args.rounds,
+                "fusedoptim": fusedoptim.__version__,
+                "simd": fusedoptim.simd_level(),
+                "rows": rows,
+            },
+            f,
+            indent=1,
+        )
     return 0
 
 

@@ -98,20 +98,32 @@ def main(argv: list[str] | None = None) -> int:
             rows = _run(args, n, names, lib)
     finally:
         fusedoptim.set_num_threads(previous)
-    result = {"n": n, "threads": args.threads, "rounds": args.rounds, "machine": platform.processor() or platform.machine(),
-              "fusedoptim": fusedoptim.info(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": "python benchmarks/byte_floor.py " + " ".join(argv or sys.argv[1:]), "rows": rows}
-    lines = [f"# Bytes and speed: float32 vs bfloat16 state, n={n:.3g}, {args.threads} threads, median of "
-             f"{args.rounds} interleaved rounds ({result['date']}, SIMD {fusedoptim.simd_level()})", "",
-             "| optimizer | bytes/elem fp32 -> bf16 state | predicted by bytes | floor loop fp32 | floor loop bf16 "
-             f"| floor speed-up | fusedoptim fp32 | fusedoptim bf16 state | fusedoptim speed-up (prefetch "
-             f"{'on' if fusedoptim._core.prefetch() else 'off'}, this CPU's default) | prefetch off | prefetch on |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    result = {
+        "n": n,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "machine": platform.processor() or platform.machine(),
+        "fusedoptim": fusedoptim.info(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": "python benchmarks/byte_floor.py " + " ".join(argv or sys.argv[1:]),
+        "rows": rows,
+    }
+    lines = [
+        f"# Bytes and speed: float32 vs bfloat16 state, n={n:.3g}, {args.threads} threads, median of "
+        f"{args.rounds} interleaved rounds ({result['date']}, SIMD {fusedoptim.simd_level()})",
+        "",
+        "| optimizer | bytes/elem fp32 -> bf16 state | predicted by bytes | floor loop fp32 | floor loop bf16 "
+        f"| floor speed-up | fusedoptim fp32 | fusedoptim bf16 state | fusedoptim speed-up (prefetch "
+        f"{'on' if fusedoptim._core.prefetch() else 'off'}, this CPU's default) | prefetch off | prefetch on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['optimizer']} | {r['bytes_f32']} -> {r['bytes_bf16']} | {r['predicted']:.2f}x | "
-                     f"{r['floor_f32_ms']:.2f} ms | {r['floor_bf16_ms']:.2f} ms | {r['floor_speedup']:.2f}x | "
-                     f"{r['fused_f32_ms']:.2f} ms | {r['fused_bf16_ms']:.2f} ms | {r['fused_speedup']:.2f}x | "
-                     f"{r['speedup_prefetch_off']:.2f}x | {r['speedup_prefetch_on']:.2f}x |")
+        lines.append(
+            f"| {r['optimizer']} | {r['bytes_f32']} -> {r['bytes_bf16']} | {r['predicted']:.2f}x | "
+            f"{r['floor_f32_ms']:.2f} ms | {r['floor_bf16_ms']:.2f} ms | {r['floor_speedup']:.2f}x | "
+            f"{r['fused_f32_ms']:.2f} ms | {r['fused_bf16_ms']:.2f} ms | {r['fused_speedup']:.2f}x | "
+            f"{r['speedup_prefetch_off']:.2f}x | {r['speedup_prefetch_on']:.2f}x |"
+        )
     table = "\n".join(lines) + "\n"
     print(table)
     os.makedirs(args.out, exist_ok=True)
@@ -154,10 +166,11 @@ def _run(args, n: int, names: list[str], lib: ctypes.CDLL) -> list[dict]:
                 opt.step(grads)
             finally:
                 fusedoptim._core._set_prefetch(default)
-            peers[(name, f"fused bf16 prefetch {'on' if prefetch else 'off'}")] = (
-                lambda opt=opt, grads=grads: opt.step(grads))
+            peers[(name, f"fused bf16 prefetch {'on' if prefetch else 'off'}")] = lambda opt=opt, grads=grads: opt.step(
+                grads
+            )
     times: dict[tuple[str, str], list[float]] = {key: [] for key in peers}
-    for key, fn in peers.items():
+    for fn in peers.values():
         fn()  # warm-up: first touch of every page
     for _ in range(args.rounds):  # interleaved: every round times each peer once
         for key, fn in peers.items():
@@ -167,16 +180,24 @@ def _run(args, n: int, names: list[str], lib: ctypes.CDLL) -> list[dict]:
     for name in names:
         k = OPTIMIZERS[name][2]
         bytes_f32, bytes_bf16 = 12 + 8 * k, 12 + 4 * k
-        rows.append({"optimizer": name, "bytes_f32": bytes_f32, "bytes_bf16": bytes_bf16,
-                     "predicted": bytes_f32 / bytes_bf16,
-                     "floor_f32_ms": median[(name, "floor f32")] * 1e3, "floor_bf16_ms": median[(name, "floor bf16")] * 1e3,
-                     "floor_speedup": median[(name, "floor f32")] / median[(name, "floor bf16")],
-                     "fused_f32_ms": median[(name, "fused f32")] * 1e3, "fused_bf16_ms": median[(name, "fused bf16")] * 1e3,
-                     "fused_speedup": median[(name, "fused f32")] / median[(name, "fused bf16")],
-                     "prefetch_default": fusedoptim._core.prefetch(),
-                     "speedup_prefetch_off": median[(name, "fused f32")] / median[(name, "fused bf16 prefetch off")],
-                     "speedup_prefetch_on": median[(name, "fused f32")] / median[(name, "fused bf16 prefetch on")],
-                     "samples_s": {" ".join(key): t for key, t in times.items() if key[0] == name}})
+        rows.append(
+            {
+                "optimizer": name,
+                "bytes_f32": bytes_f32,
+                "bytes_bf16": bytes_bf16,
+                "predicted": bytes_f32 / bytes_bf16,
+                "floor_f32_ms": median[(name, "floor f32")] * 1e3,
+                "floor_bf16_ms": median[(name, "floor bf16")] * 1e3,
+                "floor_speedup": median[(name, "floor f32")] / median[(name, "floor bf16")],
+                "fused_f32_ms": median[(name, "fused f32")] * 1e3,
+                "fused_bf16_ms": median[(name, "fused bf16")] * 1e3,
+                "fused_speedup": median[(name, "fused f32")] / median[(name, "fused bf16")],
+                "prefetch_default": fusedoptim._core.prefetch(),
+                "speedup_prefetch_off": median[(name, "fused f32")] / median[(name, "fused bf16 prefetch off")],
+                "speedup_prefetch_on": median[(name, "fused f32")] / median[(name, "fused bf16 prefetch on")],
+                "samples_s": {" ".join(key): t for key, t in times.items() if key[0] == name},
+            }
+        )
     return rows
 
 

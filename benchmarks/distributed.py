@@ -58,8 +58,10 @@ def worker(sizes: list[int]) -> None:
     for size in sizes:
         repeats = max(5, min(50, int(2e8 / size)))
         buf = np.ones(size, np.float32)
-        out = np.empty(distributed.shard_bounds(size, n)[comm.rank][1] - distributed.shard_bounds(size, n)[comm.rank][0],
-                       np.float32)
+        out = np.empty(
+            distributed.shard_bounds(size, n)[comm.rank][1] - distributed.shard_bounds(size, n)[comm.rank][0],
+            np.float32,
+        )
         bounds = distributed.shard_bounds(size, n)
         counts, displs = [e - s for s, e in bounds], [s for s, _ in bounds]
         t_allreduce = _median_time(lambda: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM), comm, repeats)
@@ -83,18 +85,31 @@ def worker(sizes: list[int]) -> None:
         t_zero_compute = _median_time(lambda: zero.shard_optimizer.step(zero._piece_grads), comm, repeats)
         nbytes = buf.nbytes
         ring = (n - 1) / n
-        rows.append({
-            "ranks": n, "elements": size, "bytes": nbytes, "repeats": repeats,
-            "allreduce_s": t_allreduce, "reduce_scatter_s": t_rs, "allgather_s": t_ag,
-            # Bus bandwidth (as nccl-tests): what each rank's link carries under a ring algorithm, per second.
-            "allreduce_busbw_GBps": 2 * ring * nbytes / t_allreduce / 1e9 if n > 1 else None,
-            "reduce_scatter_busbw_GBps": ring * nbytes / t_rs / 1e9 if n > 1 else None,
-            "allgather_busbw_GBps": ring * nbytes / t_ag / 1e9 if n > 1 else None,
-            "step_local_s": t_local, "step_dp_s": t_dp, "step_zero_s": t_zero, "step_zero_compute_s": t_zero_compute,
-            "dp_bytes_to_collectives": dp.bytes_per_step, "zero_bytes_to_collectives": zero.bytes_per_step,
-            "dp_bytes_on_wire_per_rank": 2 * ring * nbytes, "zero_bytes_on_wire_per_rank": 2 * ring * nbytes,
-            "state_bytes_dp": dp.state_bytes(), "state_bytes_zero_max": comm.allreduce(zero.state_bytes(), op=MPI.MAX),
-        })
+        rows.append(
+            {
+                "ranks": n,
+                "elements": size,
+                "bytes": nbytes,
+                "repeats": repeats,
+                "allreduce_s": t_allreduce,
+                "reduce_scatter_s": t_rs,
+                "allgather_s": t_ag,
+                # Bus bandwidth (as nccl-tests): what each rank's link carries under a ring algorithm, per second.
+                "allreduce_busbw_GBps": 2 * ring * nbytes / t_allreduce / 1e9 if n > 1 else None,
+                "reduce_scatter_busbw_GBps": ring * nbytes / t_rs / 1e9 if n > 1 else None,
+                "allgather_busbw_GBps": ring * nbytes / t_ag / 1e9 if n > 1 else None,
+                "step_local_s": t_local,
+                "step_dp_s": t_dp,
+                "step_zero_s": t_zero,
+                "step_zero_compute_s": t_zero_compute,
+                "dp_bytes_to_collectives": dp.bytes_per_step,
+                "zero_bytes_to_collectives": zero.bytes_per_step,
+                "dp_bytes_on_wire_per_rank": 2 * ring * nbytes,
+                "zero_bytes_on_wire_per_rank": 2 * ring * nbytes,
+                "state_bytes_dp": dp.state_bytes(),
+                "state_bytes_zero_max": comm.allreduce(zero.state_bytes(), op=MPI.MAX),
+            }
+        )
     if comm.rank == 0:
         print(json.dumps(rows), flush=True)
 
@@ -110,13 +125,20 @@ def launch(ranks: list[int], sizes: list[int], out: Path) -> None:
         print("running:", " ".join(cmd), flush=True)
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, timeout=1800)
         rows += json.loads(result.stdout.strip().splitlines()[-1])
-    import fusedoptim
     from mpi4py import MPI
 
+    import fusedoptim
+
     document = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "fusedoptim": fusedoptim.__version__, "simd": fusedoptim.simd_level(),
-                    "mpi": MPI.Get_library_version().splitlines()[0].strip(), "omp_threads_per_rank": 1},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "fusedoptim": fusedoptim.__version__,
+            "simd": fusedoptim.simd_level(),
+            "mpi": MPI.Get_library_version().splitlines()[0].strip(),
+            "omp_threads_per_rank": 1,
+        },
         "optimizer": "Adam, float32, one ParamArena",
         "rows": rows,
     }
@@ -153,8 +175,12 @@ def markdown(document: dict[str, Any]) -> str:
             f"{r['dp_bytes_on_wire_per_rank'] / 1e6:.1f} MB | "
             f"{r['state_bytes_dp'] / 1e6:.1f} / {r['state_bytes_zero_max'] / 1e6:.1f} MB |"
         )
-    lines += ["", "Bandwidths are bus bandwidths: bytes a ring algorithm moves over each rank's link "
-              "(2(N-1)/N S for Allreduce, (N-1)/N S for the others) per second.", ""]
+    lines += [
+        "",
+        "Bandwidths are bus bandwidths: bytes a ring algorithm moves over each rank's link "
+        "(2(N-1)/N S for Allreduce, (N-1)/N S for the others) per second.",
+        "",
+    ]
     return "\n".join(lines)
 
 

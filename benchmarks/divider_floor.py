@@ -159,17 +159,36 @@ def _run(args, n, rng, p, g, m, v, pointers) -> int:
     torch_fused = median.get("torch Adam fused=True")
     rows = []
     for name, t in median.items():
-        rows.append({"peer": name, "time_us": t * 1e6, "ns_per_element": t / n * 1e9,
-                     "vs_floor": t / floor, "torch_fused_over_this": (torch_fused / t) if torch_fused else None})
-    result = {"n": n, "threads": args.threads, "machine": platform.processor() or platform.machine(),
-              "fusedoptim": fusedoptim.info() if hasattr(fusedoptim, "info") else None,
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv), "rows": rows}
-    lines = [f"Adam float32, n={n}, {args.threads} threads, median of {args.rounds} interleaved rounds "
-             f"({result['date']}; `{result['command']}`)", "",
-             "| peer | time (us) | ns/element | time / no-divider floor | torch fused / time |", "|---|---|---|---|---|"]
+        rows.append(
+            {
+                "peer": name,
+                "time_us": t * 1e6,
+                "ns_per_element": t / n * 1e9,
+                "vs_floor": t / floor,
+                "torch_fused_over_this": (torch_fused / t) if torch_fused else None,
+            }
+        )
+    result = {
+        "n": n,
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "fusedoptim": fusedoptim.info() if hasattr(fusedoptim, "info") else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(sys.argv),
+        "rows": rows,
+    }
+    lines = [
+        f"Adam float32, n={n}, {args.threads} threads, median of {args.rounds} interleaved rounds "
+        f"({result['date']}; `{result['command']}`)",
+        "",
+        "| peer | time (us) | ns/element | time / no-divider floor | torch fused / time |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = f"{r['torch_fused_over_this']:.2f}" if r["torch_fused_over_this"] else "-"
-        lines.append(f"| {r['peer']} | {r['time_us']:.1f} | {r['ns_per_element']:.3f} | {r['vs_floor']:.2f} | {ratio} |")
+        lines.append(
+            f"| {r['peer']} | {r['time_us']:.1f} | {r['ns_per_element']:.3f} | {r['vs_floor']:.2f} | {ratio} |"
+        )
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.out, exist_ok=True)

@@ -88,25 +88,43 @@ def main(argv: list[str] | None = None) -> int:
                     policy.append(_time_steps(opt, grads, args.min_time))
                 ratio = statistics.median(a / b for a, b in zip(one, two))
                 best = statistics.median(min(a, b) / c for a, b, c in zip(one, two, policy))
-                rows.append({"optimizer": name, "n": n, "one_thread_s": statistics.median(one),
-                             "two_threads_s": statistics.median(two), "speedup": ratio,
-                             "default_s": statistics.median(policy), "default_vs_best": best})
+                rows.append(
+                    {
+                        "optimizer": name,
+                        "n": n,
+                        "one_thread_s": statistics.median(one),
+                        "two_threads_s": statistics.median(two),
+                        "speedup": ratio,
+                        "default_s": statistics.median(policy),
+                        "default_vs_best": best,
+                    }
+                )
     finally:
         _core.set_num_threads(previous[0])
         _core.set_parallel_grain(previous[1])
 
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "fusedoptim": fusedoptim.info(), "grain": previous[1],
-            "command": "python benchmarks/grain.py " + " ".join(argv or [])}
-    lines = [f"# Parallel grain ({meta['date']}, SIMD {fusedoptim.simd_level()}, default grain {previous[1]} "
-             "units per thread)", "",
-             "| optimizer | n | 1 thread | 2 threads (always split) | 1 thread / 2 threads | default policy, 2 threads "
-             "| default vs the better of the two |",
-             "|---|---|---|---|---|---|---|"]
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "fusedoptim": fusedoptim.info(),
+        "grain": previous[1],
+        "command": "python benchmarks/grain.py " + " ".join(argv or []),
+    }
+    lines = [
+        f"# Parallel grain ({meta['date']}, SIMD {fusedoptim.simd_level()}, default grain {previous[1]} "
+        "units per thread)",
+        "",
+        "| optimizer | n | 1 thread | 2 threads (always split) | 1 thread / 2 threads | default policy, 2 threads "
+        "| default vs the better of the two |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['optimizer']} | {r['n']:,} | {r['one_thread_s'] * 1e6:.1f} us | "
-                     f"{r['two_threads_s'] * 1e6:.1f} us | {r['speedup']:.2f}x | {r['default_s'] * 1e6:.1f} us | "
-                     f"{r['default_vs_best']:.2f}x |")
+        lines.append(
+            f"| {r['optimizer']} | {r['n']:,} | {r['one_thread_s'] * 1e6:.1f} us | "
+            f"{r['two_threads_s'] * 1e6:.1f} us | {r['speedup']:.2f}x | {r['default_s'] * 1e6:.1f} us | "
+            f"{r['default_vs_best']:.2f}x |"
+        )
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "grain.json"), "w") as f:

@@ -42,8 +42,8 @@ MODES = [
 ]
 # optimizer name -> (class, hyperparameters, state buffers per element)
 OPTIMIZERS = {
-    "adam": (fusedoptim.Adam, {"lr": 1e-4}, 2),                        # exp_avg, exp_avg_sq
-    "sgd": (fusedoptim.SGD, {"lr": 1e-4, "momentum": 0.9}, 1),         # momentum_buffer
+    "adam": (fusedoptim.Adam, {"lr": 1e-4}, 2),  # exp_avg, exp_avg_sq
+    "sgd": (fusedoptim.SGD, {"lr": 1e-4, "momentum": 0.9}, 1),  # momentum_buffer
 }
 
 
@@ -105,8 +105,16 @@ def main(argv: list[str] | None = None) -> int:
                         opt.step([grad])  # creates the state and the steady-state plan (which keeps `fused`)
                     finally:
                         _core._set_fuse_mixed_precision(True)
-                    setups.append((opt_name, name, opt, grad, bytes_per_element(pdt, sdt, slots),
-                                   traffic_per_element(pdt, sdt, slots)))
+                    setups.append(
+                        (
+                            opt_name,
+                            name,
+                            opt,
+                            grad,
+                            bytes_per_element(pdt, sdt, slots),
+                            traffic_per_element(pdt, sdt, slots),
+                        )
+                    )
             for threads in thread_counts:
                 _core.set_num_threads(threads)
                 samples: dict[tuple[str, str], list[float]] = {(o, m): [] for o, m, *_ in setups}
@@ -118,33 +126,53 @@ def main(argv: list[str] | None = None) -> int:
                         samples[(opt_name, name)].append((time.perf_counter() - start) / args.steps)
                 for opt_name, name, _opt, _grad, nbytes, traffic in setups:
                     t = statistics.median(samples[(opt_name, name)])
-                    results.append({"optimizer": opt_name, "mode": name, "n": n, "threads": threads,
-                                    "bytes_per_element": nbytes, "traffic_per_element": traffic, "median_step_s": t,
-                                    "gb_per_s": nbytes * n / t / 1e9, "samples_s": samples[(opt_name, name)]})
+                    results.append(
+                        {
+                            "optimizer": opt_name,
+                            "mode": name,
+                            "n": n,
+                            "threads": threads,
+                            "bytes_per_element": nbytes,
+                            "traffic_per_element": traffic,
+                            "median_step_s": t,
+                            "gb_per_s": nbytes * n / t / 1e9,
+                            "samples_s": samples[(opt_name, name)],
+                        }
+                    )
     finally:
         _core.set_num_threads(previous)
 
     os.makedirs(args.out, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.processor() or platform.machine(),
-            "fusedoptim": fusedoptim.info(), "rounds": args.rounds, "steps_per_sample": args.steps,
-            "command": "python benchmarks/precision.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items())}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.processor() or platform.machine(),
+        "fusedoptim": fusedoptim.info(),
+        "rounds": args.rounds,
+        "steps_per_sample": args.steps,
+        "command": "python benchmarks/precision.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+    }
     with open(os.path.join(args.out, "precision.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
-    lines = [f"# Mixed precision: step per mode ({meta['date']}, SIMD {fusedoptim.simd_level()})", "",
-             "| optimizer | n | threads | mode | bytes/elem | traffic/elem | step (ms) | GB/s | speed-up vs fp32 | "
-             "predicted by bytes | predicted by traffic |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Mixed precision: step per mode ({meta['date']}, SIMD {fusedoptim.simd_level()})",
+        "",
+        "| optimizer | n | threads | mode | bytes/elem | traffic/elem | step (ms) | GB/s | speed-up vs fp32 | "
+        "predicted by bytes | predicted by traffic |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for opt_name in names:
         for n in sizes:
             for threads in thread_counts:
                 rows = [r for r in results if r["optimizer"] == opt_name and r["n"] == n and r["threads"] == threads]
                 fp32 = next(r for r in rows if r["mode"] == "fp32")
                 for r in rows:
-                    lines.append(f"| {opt_name} | {n:.2g} | {threads} | {r['mode']} | {r['bytes_per_element']} | "
-                                 f"{r['traffic_per_element']} | {r['median_step_s'] * 1e3:.2f} | {r['gb_per_s']:.1f} | "
-                                 f"{fp32['median_step_s'] / r['median_step_s']:.2f}x | "
-                                 f"{fp32['bytes_per_element'] / r['bytes_per_element']:.2f}x | "
-                                 f"{fp32['traffic_per_element'] / r['traffic_per_element']:.2f}x |")
+                    lines.append(
+                        f"| {opt_name} | {n:.2g} | {threads} | {r['mode']} | {r['bytes_per_element']} | "
+                        f"{r['traffic_per_element']} | {r['median_step_s'] * 1e3:.2f} | {r['gb_per_s']:.1f} | "
+                        f"{fp32['median_step_s'] / r['median_step_s']:.2f}x | "
+                        f"{fp32['bytes_per_element'] / r['bytes_per_element']:.2f}x | "
+                        f"{fp32['traffic_per_element'] / r['traffic_per_element']:.2f}x |"
+                    )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "precision.md"), "w") as f:
         f.write(text)
@@ -163,8 +191,9 @@ def write_plot(results: list[dict], names: list[str], n: int, thread_counts: lis
     plt = _pyplot()
     if plt is None:
         return None
-    fig, axes = plt.subplots(len(names), len(thread_counts), figsize=(6.5 * len(thread_counts), 4.6 * len(names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), len(thread_counts), figsize=(6.5 * len(thread_counts), 4.6 * len(names)), squeeze=False
+    )
     for i, opt_name in enumerate(names):
         for j, threads in enumerate(thread_counts):
             ax = axes[i][j]

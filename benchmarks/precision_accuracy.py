@@ -13,7 +13,7 @@ import importlib
 import fusedoptim
 
 train_module = importlib.import_module("fusedoptim.cli.demo.train")  # the package re-exports train(), the function
-from fusedoptim.cli.demo.data import load_offline_digits
+from fusedoptim.cli.demo.data import load_offline_digits  # noqa: E402 (after train_module, on purpose)
 
 
 def main() -> None:
@@ -23,16 +23,23 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     args = parser.parse_args()
     dataset = load_offline_digits()
-    print(f"data: {dataset.name}, {len(dataset.y_train)} train / {len(dataset.y_test)} test; "
-          f"{args.optimizer}, {args.epochs} epochs, SIMD {fusedoptim.simd_level()}")
+    print(
+        f"data: {dataset.name}, {len(dataset.y_train)} train / {len(dataset.y_test)} test; "
+        f"{args.optimizer}, {args.epochs} epochs, SIMD {fusedoptim.simd_level()}"
+    )
     print("| state dtype | seed | final test accuracy | final train loss |")
     print("|---|---|---|---|")
-    modes = [("float32", {}), ("bfloat16", {"state_dtype": "bfloat16"}),
-             ("bfloat16, stochastic rounding", {"state_dtype": "bfloat16", "rounding": "stochastic"}),
-             ("float16", {"state_dtype": "float16"})]
+    modes = [
+        ("float32", {}),
+        ("bfloat16", {"state_dtype": "bfloat16"}),
+        ("bfloat16, stochastic rounding", {"state_dtype": "bfloat16", "rounding": "stochastic"}),
+        ("float16", {"state_dtype": "float16"}),
+    ]
     for label, settings in modes:
         for seed in (int(s) for s in args.seeds.split(",")):
-            config = train_module.TrainConfig(optimizer=args.optimizer, settings=settings, epochs=args.epochs, seed=seed)
+            config = train_module.TrainConfig(
+                optimizer=args.optimizer, settings=settings, epochs=args.epochs, seed=seed
+            )
             result = train_module.train(dataset, config)
             last = result.history[-1]
             print(f"| {label} | {seed} | {last.test_accuracy:.4f} | {last.train_loss:.4f} |", flush=True)

@@ -51,8 +51,15 @@ def _zeros(params):
 
 
 def _sgd_defaults(o: Options) -> Options:
-    return {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
-            "maximize": False, **o}
+    return {
+        "lr": 1e-3,
+        "momentum": 0.0,
+        "dampening": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+        "maximize": False,
+        **o,
+    }
 
 
 def _sgd_init(params, o):
@@ -91,8 +98,11 @@ SGD = OptimInfo(
         ErrorInput({"momentum": -0.5}, ValueError, "Invalid momentum value: -0.5"),
         ErrorInput({"weight_decay": -1e-4}, ValueError, "Invalid weight_decay value: -0.0001"),
         ErrorInput({"nesterov": True}, ValueError, "Nesterov momentum requires a momentum and zero dampening"),
-        ErrorInput({"nesterov": True, "momentum": 0.9, "dampening": 0.1}, ValueError,
-                   "Nesterov momentum requires a momentum and zero dampening"),
+        ErrorInput(
+            {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
+            ValueError,
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
         ErrorInput({"momentum_init": "ones", "momentum": 0.9}, ValueError, "Invalid momentum_init: 'ones'"),
         ErrorInput({"maximize": 1}, TypeError, "maximize must be a bool"),
     ],
@@ -143,8 +153,14 @@ def _rmsprop_init(params, o):
 
 def _rmsprop_step(module, params, grads, state, t, o):
     centered, momentum = o.get("centered", False), o.get("momentum", 0.0)
-    module.rmsprop_(params, grads, state["square_avgs"], state["grad_avgs"] if centered else None,
-                    state["momentum_buffers"] if momentum else None, **o)
+    module.rmsprop_(
+        params,
+        grads,
+        state["square_avgs"],
+        state["grad_avgs"] if centered else None,
+        state["momentum_buffers"] if momentum else None,
+        **o,
+    )
 
 
 RMSPROP = OptimInfo(
@@ -193,15 +209,23 @@ def _adam_kwargs(o: Options, decoupled: bool) -> Options:
 
 
 def _adam_step(module, params, grads, state, t, o):
-    module.adam_(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["max_exp_avg_sqs"],
-                 [t] * len(params), **_adam_kwargs(o, False))
+    module.adam_(
+        params,
+        grads,
+        state["exp_avgs"],
+        state["exp_avg_sqs"],
+        state["max_exp_avg_sqs"],
+        [t] * len(params),
+        **_adam_kwargs(o, False),
+    )
 
 
 def _adamw_step(module, params, grads, state, t, o):
     o = _adam_kwargs(o, True)
     o.pop("decoupled_weight_decay")
-    module.adamw_(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["max_exp_avg_sqs"],
-                  [t] * len(params), **o)
+    module.adamw_(
+        params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["max_exp_avg_sqs"], [t] * len(params), **o
+    )
 
 
 _ADAM_ERRORS = [
@@ -292,8 +316,9 @@ ADAMAX = OptimInfo(
 
 
 def _nadam_step(module, params, grads, state, t, o):
-    module.nadam_(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["mu_products"], [t] * len(params),
-                  **_betas(o))
+    module.nadam_(
+        params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["mu_products"], [t] * len(params), **_betas(o)
+    )
 
 
 NADAM = OptimInfo(
@@ -306,12 +331,16 @@ NADAM = OptimInfo(
         {"lr": 0.01, "momentum_decay": 0.01, "maximize": True},
         {"lr": 0.01, "betas": (0.3, 0.5)},
     ],
-    init_state=lambda params, o: {"exp_avgs": _zeros(params), "exp_avg_sqs": _zeros(params),
-                                  "mu_products": [1.0] * len(params)},
+    init_state=lambda params, o: {
+        "exp_avgs": _zeros(params),
+        "exp_avg_sqs": _zeros(params),
+        "mu_products": [1.0] * len(params),
+    },
     functional_step=_nadam_step,
     # torch keeps mu_product in its default dtype (float32) even for float64 parameters; we keep it in double
     torch_rtol_float64=1e-7,
-    error_inputs=_ADAM_ERRORS[:7] + [
+    error_inputs=_ADAM_ERRORS[:7]
+    + [
         ErrorInput({"momentum_decay": -0.1}, ValueError, "Invalid momentum_decay value: -0.1"),
     ],
 )
@@ -398,8 +427,11 @@ ASGD = OptimInfo(
         {"lr": 0.01, "alpha": 0.5, "t0": 0, "maximize": True},
     ],
     # torch's initial scalars: eta = lr as a float32, mu = 1
-    init_state=lambda params, o: {"axs": _zeros(params), "etas": [_float32(o.get("lr", 1e-2))] * len(params),
-                                  "mus": [1.0] * len(params)},
+    init_state=lambda params, o: {
+        "axs": _zeros(params),
+        "etas": [_float32(o.get("lr", 1e-2))] * len(params),
+        "mus": [1.0] * len(params),
+    },
     functional_step=_asgd_step,
     error_inputs=[
         ErrorInput({"lr": -0.1}, ValueError, "Invalid learning rate: -0.1"),
@@ -417,8 +449,17 @@ def _rprop_step(module, params, grads, state, t, o):
     o.pop("lr", None)  # only the step sizes' initial value (init_state)
     etaminus, etaplus = o.pop("etas", (0.5, 1.2))
     step_size_min, step_size_max = o.pop("step_sizes", (1e-6, 50))
-    module.rprop_(params, grads, state["prevs"], state["step_sizes"], etaminus=etaminus, etaplus=etaplus,
-                  step_size_min=step_size_min, step_size_max=step_size_max, **o)
+    module.rprop_(
+        params,
+        grads,
+        state["prevs"],
+        state["step_sizes"],
+        etaminus=etaminus,
+        etaplus=etaplus,
+        step_size_min=step_size_min,
+        step_size_max=step_size_max,
+        **o,
+    )
 
 
 RPROP = OptimInfo(
@@ -430,8 +471,10 @@ RPROP = OptimInfo(
         {"lr": 0.01, "step_sizes": (1e-3, 0.02)},  # both clamps reached within a few steps
         {"lr": 0.01, "maximize": True},
     ],
-    init_state=lambda params, o: {"prevs": _zeros(params),
-                                  "step_sizes": [np.full_like(p, o.get("lr", 1e-2)) for p in params]},
+    init_state=lambda params, o: {
+        "prevs": _zeros(params),
+        "step_sizes": [np.full_like(p, o.get("lr", 1e-2)) for p in params],
+    },
     functional_step=_rprop_step,
     error_inputs=[
         ErrorInput({"lr": -0.1}, ValueError, "Invalid learning rate: -0.1"),
@@ -484,5 +527,5 @@ def make_grads(params, seed, specials=False):
     if specials:
         for g in grads:
             if g.shape == (17,):
-                g[3 * (seed % 3): 3 * (seed % 3) + 5] = SPECIALS
+                g[3 * (seed % 3) : 3 * (seed % 3) + 5] = SPECIALS
     return grads

@@ -21,8 +21,8 @@ using npy = py::detail::npy_api;
 thread_local const std::vector<int64_t>* message_labels = nullptr;
 
 std::string entry_name(const char* list, size_t index) {
-    const int64_t shown = message_labels && index < message_labels->size() ? (*message_labels)[index]
-                                                                            : static_cast<int64_t>(index);
+    const int64_t shown =
+        message_labels && index < message_labels->size() ? (*message_labels)[index] : static_cast<int64_t>(index);
     return std::string(list) + "[" + std::to_string(shown) + "]";
 }
 
@@ -92,14 +92,15 @@ bool is_masked(py::handle item) {
 // (`param` null) of float32/float64 (or, with `low_ok`, float16/bfloat16: the norms' read-only list); anything
 // else of the parameter's dtype (`param_dtype`) and shape, or, with `low_ok` and a float32 parameter, float16
 // or bfloat16 storage (mixed-precision state). Returns its dtype.
-DType check_entry(const char* list, bool written, size_t i, py::handle item, const py::array* param,
-                  DType param_dtype, const char* param_list, bool low_ok = false) {
+DType check_entry(const char* list, bool written, size_t i, py::handle item, const py::array* param, DType param_dtype,
+                  const char* param_list, bool low_ok = false) {
     if (!py::isinstance<py::array>(item)) {
         throw py::type_error(entry_name(list, i) + " must be a numpy.ndarray, got " + type_name(item));
     }
     if (is_masked(item)) {
         // The kernels would read (or update) masked elements too: refuse rather than ignore the mask silently.
-        throw py::type_error(entry_name(list, i) + " is a masked array; pass its data (.data, or .filled(0) for a "
+        throw py::type_error(entry_name(list, i) +
+                             " is a masked array; pass its data (.data, or .filled(0) for a "
                              "gradient) if every element should be used");
     }
     const auto a = py::reinterpret_borrow<py::array>(item);
@@ -111,9 +112,10 @@ DType check_entry(const char* list, bool written, size_t i, py::handle item, con
         }
         if (is_16bit(dt) && !low_ok) {
             // The optimizer classes keep float32 masters for these; a kernel would read them as float64.
-            throw py::type_error(entry_name(list, i) + " has dtype " + describe_dtype(a) +
-                                 "; fusedoptim's functional kernels and clipping take float32 and float64 arrays "
-                                 "(for float16 or bfloat16 parameters use the optimizer classes, which keep float32 master weights)");
+            throw py::type_error(
+                entry_name(list, i) + " has dtype " + describe_dtype(a) +
+                "; fusedoptim's functional kernels and clipping take float32 and float64 arrays "
+                "(for float16 or bfloat16 parameters use the optimizer classes, which keep float32 master weights)");
         }
     } else {
         if (dt != param_dtype && !(low_ok && param_dtype == DType::f32 && is_16bit(dt))) {
@@ -212,8 +214,8 @@ void check_steps(const std::vector<int64_t>& steps, size_t count) {
     check_length("steps", steps.size(), count);
     for (size_t i = 0; i < steps.size(); ++i) {
         if (steps[i] < 1) {
-            throw py::value_error("Invalid step number: steps[" + std::to_string(i) + "] = " + std::to_string(steps[i]) +
-                                  " (steps count from 1)");
+            throw py::value_error("Invalid step number: steps[" + std::to_string(i) +
+                                  "] = " + std::to_string(steps[i]) + " (steps count from 1)");
         }
     }
 }
@@ -270,7 +272,8 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
             if (l == 1 && models && !models[i].is_none()) {
                 // The gradient has the 16-bit parameter's dtype and shape (checked against it, by its name).
                 py::object model = models[i];
-                const DType model_dt = check_entry("params", true, i, model, &param_array, dtypes[i], "master_params", true);
+                const DType model_dt =
+                    check_entry("params", true, i, model, &param_array, dtypes[i], "master_params", true);
                 if (!is_16bit(model_dt)) {
                     throw py::type_error(entry_name("params", i) + " has dtype " +
                                          describe_dtype(py::reinterpret_borrow<py::array>(model)) +
@@ -283,14 +286,16 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
                 if (model_array.size() > 0) {
                     const auto begin = reinterpret_cast<uintptr_t>(model_array.data());
                     const int64_t label = labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i);
-                    const Interval interval{begin, begin + static_cast<uintptr_t>(model_array.nbytes()), "params", label};
+                    const Interval interval{begin, begin + static_cast<uintptr_t>(model_array.nbytes()), "params",
+                                            label};
                     out.written.push_back(interval);
                     out.written_arrays.emplace_back(model_array, interval);
                 }
                 out.arrays.push_back(model);
             } else {
-                dt = check_entry(arg.name, arg.written, i, item, param, l == 0 ? DType::other : dtypes[i],
-                                 lists[0].name, l == 0 ? arg.low_ok && !arg.written && lists.size() == 1 : mixed && l >= 2);
+                dt =
+                    check_entry(arg.name, arg.written, i, item, param, l == 0 ? DType::other : dtypes[i], lists[0].name,
+                                l == 0 ? arg.low_ok && !arg.written && lists.size() == 1 : mixed && l >= 2);
             }
             if (l == 0) dtypes[i] = dt;
             rp.kinds[l] = dt;
@@ -321,8 +326,8 @@ Gathered gather(const std::vector<BufferList>& lists, const std::optional<std::v
     out.labels.reserve(count);
     for (size_t i = 0; i < count; ++i) {
         out.params.push_back(py::reinterpret_borrow<py::array>(rows[i][0]));
-        out.members.push_back(py::reinterpret_borrow<py::array>(row_precision[i].model ? row_precision[i].model
-                                                                                        : rows[i][0]));
+        out.members.push_back(
+            py::reinterpret_borrow<py::array>(row_precision[i].model ? row_precision[i].model : rows[i][0]));
         out.labels.push_back(labels && i < labels->size() ? (*labels)[i] : static_cast<int64_t>(i));
         const int64_t size = static_cast<int64_t>(py::reinterpret_borrow<py::array>(rows[i][0]).size());
         for (const py::object& a : rows[i]) {

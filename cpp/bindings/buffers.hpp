@@ -77,11 +77,11 @@ struct Gathered {
     TensorsOf<double> f64;
     std::vector<py::object> arrays;
     std::vector<std::pair<py::object, Interval>> written_arrays;
-    std::vector<py::array> params;   // each position's parameter
+    std::vector<py::array> params;  // each position's parameter
     // What the caller's group holds at each position, and what its gradient must match: the 16-bit parameter
     // of a mixed-precision row (whose `params` entry is its float32 master), else the parameter.
     std::vector<py::array> members;
-    std::vector<int64_t> labels;     // each position's index in messages
+    std::vector<int64_t> labels;       // each position's index in messages
     std::vector<int64_t> round_steps;  // stochastic rounding: each position's step number, else empty
     // Every array but the gradients (parameters, 16-bit models, state), empty ones included: what a prepared
     // step pins (see Pinned).
@@ -259,8 +259,8 @@ public:
     // parameters' state dicts (the plan records the arrays each holds). counters: the state dicts whose int
     // "step" each run advances, one per parameter in order, or empty for families that count no steps. The run
     // is the one writer of that state in the steady state, as run_all (given the new values) is in a full step.
-    StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups, const std::vector<py::dict>& states,
-             std::vector<py::dict> counters);
+    StepPlan(const std::vector<py::object>& steps, std::vector<GroupSnapshot> groups,
+             const std::vector<py::dict>& states, std::vector<py::dict> counters);
     // False if the plan no longer applies (see above) or a gradient is None; else validates every gradient (one
     // per parameter, in order, in a list), raising like a prepare, and binds them for run(), each to be read
     // multiplied by grad_scale (GradScaler's unscaling; ValueError unless finite and >= 0).
@@ -275,15 +275,15 @@ private:
 
     std::vector<py::object> owners_;
     std::vector<PreparedStep*> steps_;
-    std::vector<size_t> starts_;           // each step's first parameter in the optimizer's order
-    size_t count_ = 0;                     // parameters in all
+    std::vector<size_t> starts_;  // each step's first parameter in the optimizer's order
+    size_t count_ = 0;            // parameters in all
     std::vector<GroupSnapshot> groups_;
     std::vector<StateSnapshot> entries_;
     std::vector<py::dict> counters_;
     const py::str params_key_{"params"}, step_key_{"step"};  // made once: a lookup then costs no allocation
-    std::vector<Interval> written_;        // every step's written buffers, sorted
-    std::vector<py::object> bound_grads_;  // kept alive from bind to run
-    std::vector<int64_t> step_numbers_;    // this run's, one per parameter (counting families)
+    std::vector<Interval> written_;                          // every step's written buffers, sorted
+    std::vector<py::object> bound_grads_;                    // kept alive from bind to run
+    std::vector<int64_t> step_numbers_;                      // this run's, one per parameter (counting families)
     bool bound_ = false;
 };
 
@@ -303,9 +303,13 @@ public:
 
     void run() const override {
         if (tensors_.tensors.empty()) return;
-        const Batch<T, Coeffs, Options> batch{tensors_.tensors.data(), coeffs_.data(), tensors_.offsets.data(),
-                                              static_cast<int64_t>(tensors_.tensors.size()), options_,
-                                              kernel_threads(), parallel_grain()};
+        const Batch<T, Coeffs, Options> batch{tensors_.tensors.data(),
+                                              coeffs_.data(),
+                                              tensors_.offsets.data(),
+                                              static_cast<int64_t>(tensors_.tensors.size()),
+                                              options_,
+                                              kernel_threads(),
+                                              parallel_grain()};
         kernel_of_(T{})(batch);  // looked up at each run: set_simd_level applies to plans made before it
     }
 

@@ -26,7 +26,9 @@ void register_adagrad(py::module_& m) {
             const adagrad::Options options{h.weight_decay != 0.0, h.maximize};
             return prepare(
                 std::move(g), options, steps,
-                [hyper](auto zero, size_t i, const StepNumbers& s) { return adagrad::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
+                [hyper](auto zero, size_t i, const StepNumbers& s) {
+                    return adagrad::make_coeffs<decltype(zero)>(hyper, s.steps[i]);
+                },
                 [](auto zero) { return kernels<decltype(zero)>().adagrad; });
         },
         py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("steps"), py::arg("hyper"),

@@ -13,8 +13,8 @@ struct AdamaxHyper {
 
 void register_adamax(py::module_& m) {
     static const char* const names[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "maximize"};
-    bind_hyper(m, "AdamaxHyper", names, &AdamaxHyper::lr, &AdamaxHyper::beta1, &AdamaxHyper::beta2,
-               &AdamaxHyper::eps, &AdamaxHyper::weight_decay, &AdamaxHyper::maximize);
+    bind_hyper(m, "AdamaxHyper", names, &AdamaxHyper::lr, &AdamaxHyper::beta1, &AdamaxHyper::beta2, &AdamaxHyper::eps,
+               &AdamaxHyper::weight_decay, &AdamaxHyper::maximize);
     m.def(
         "adamax_prepare",
         [](py::object params, py::object grads, py::object exp_avgs, py::object exp_infs, std::vector<int64_t> steps,
@@ -29,7 +29,9 @@ void register_adamax(py::module_& m) {
             const adamax::Options options{h.weight_decay != 0.0, h.maximize};
             return prepare(
                 std::move(g), options, steps,
-                [hyper](auto zero, size_t i, const StepNumbers& s) { return adamax::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
+                [hyper](auto zero, size_t i, const StepNumbers& s) {
+                    return adamax::make_coeffs<decltype(zero)>(hyper, s.steps[i]);
+                },
                 [](auto zero) { return kernels<decltype(zero)>().adamax; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_infs"), py::arg("steps"),

@@ -25,8 +25,8 @@ void register_asgd(py::module_& m) {
         [](py::object params, py::object grads, py::object axs, std::vector<double> etas, std::vector<double> mus,
            std::vector<int64_t> steps, const ASGDHyper& h, const std::optional<std::vector<int64_t>>& labels,
            const std::optional<Precision>& precision) {
-            Gathered g = gather({{"params", params, true}, {"grads", grads, false}, {"axs", axs, true}}, labels,
-                                precision);
+            Gathered g =
+                gather({{"params", params, true}, {"grads", grads, false}, {"axs", axs, true}}, labels, precision);
             check_steps(steps, g.count);
             check_length("etas", etas.size(), g.count);
             check_length("mus", mus.size(), g.count);
@@ -47,10 +47,14 @@ void register_asgd(py::module_& m) {
                     return asgd::make_coeffs<T>(hyper, (*next_etas)[i], (*next_mus)[i]);
                 },
                 [](auto zero) { return kernels<decltype(zero)>().asgd; });
-            step.carry(CarriedScalar{py::str("eta"), next_etas,
-                                     [hyper](size_t, int64_t number) { return asgd::eta_after(hyper, number); }, {}});
-            step.carry(CarriedScalar{py::str("mu"), next_mus,
-                                     [hyper](size_t, int64_t number) { return asgd::mu_after(hyper, number); }, {}});
+            step.carry(CarriedScalar{py::str("eta"),
+                                     next_etas,
+                                     [hyper](size_t, int64_t number) { return asgd::eta_after(hyper, number); },
+                                     {}});
+            step.carry(CarriedScalar{py::str("mu"),
+                                     next_mus,
+                                     [hyper](size_t, int64_t number) { return asgd::mu_after(hyper, number); },
+                                     {}});
             return py::make_tuple(py::cast(std::move(step)), py::cast(*next_etas), py::cast(*next_mus));
         },
         py::arg("params"), py::arg("grads"), py::arg("axs"), py::arg("etas"), py::arg("mus"), py::arg("steps"),

@@ -30,7 +30,9 @@ void register_clip(py::module_& m) {
         py::arg("grads"), py::arg("factor"), "grads *= factor, in place (the factor rounded to each array's dtype).");
     m.def(
         "prepare_scale",
-        [](py::object grads, double factor) { return prepare_clip(std::move(grads), clip::Options{false}, factor, 0.0, 0.0); },
+        [](py::object grads, double factor) {
+            return prepare_clip(std::move(grads), clip::Options{false}, factor, 0.0, 0.0);
+        },
         py::arg("grads"), py::arg("factor"),
         "scale_ checked but not run: an optimizer's clipping, run by run_steps or StepPlan.run just before the "
         "step it belongs to.");

@@ -10,9 +10,10 @@ void register_ema(py::module_& m) {
         [](py::object averages, py::object params, double weight) {
             Gathered g = gather({{"averages", averages, true}, {"params", params, false}}, std::nullopt);
             auto step = prepare(
-                std::move(g), ema::Options{},
-                std::nullopt,
-                [weight](auto zero, size_t, const StepNumbers&) { return ema::Coeffs<decltype(zero)>{decltype(zero)(weight)}; },
+                std::move(g), ema::Options{}, std::nullopt,
+                [weight](auto zero, size_t, const StepNumbers&) {
+                    return ema::Coeffs<decltype(zero)>{decltype(zero)(weight)};
+                },
                 [](auto zero) { return kernels<decltype(zero)>().ema; });
             PreparedStep::run_all({&step});
         },

@@ -38,7 +38,8 @@ void register_info(py::module_& m) {
             if (grain < 1) throw py::value_error("Invalid parallel grain: " + std::to_string(grain));
             set_parallel_grain(grain);
         },
-        py::arg("grain"), "Fewest units of work per thread, a unit being one float32 element of SGD with momentum (an element of "
+        py::arg("grain"),
+        "Fewest units of work per thread, a unit being one float32 element of SGD with momentum (an element of "
         "the Adam family, Adagrad, RMSprop, Adadelta or Adamax counts 2, of LAMB 2 per pass, float64 twice "
         "float32). Default 65536. Tests lower it to run small arrays on two threads.");
     m.def("simd_level", &simd_level, "The instruction set the kernels run with.");

@@ -17,9 +17,8 @@ void register_lamb(py::module_& m) {
                &LAMBHyper::weight_decay, &LAMBHyper::maximize);
     m.def(
         "lamb_prepare",
-        [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
-           std::vector<int64_t> steps, const LAMBHyper& h, const std::optional<std::vector<int64_t>>& labels,
-           double grad_scale) {
+        [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs, std::vector<int64_t> steps,
+           const LAMBHyper& h, const std::optional<std::vector<int64_t>>& labels, double grad_scale) {
             check_grad_scale(grad_scale);
             // LAMB takes no 16-bit storage: a Precision only to carry a gradient scale into the tensors.
             std::optional<Precision> precision;
@@ -33,7 +32,9 @@ void register_lamb(py::module_& m) {
             const lamb::Options options{h.weight_decay != 0.0, h.maximize};
             return prepare(
                 std::move(g), options, steps,
-                [hyper](auto zero, size_t i, const StepNumbers& s) { return lamb::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
+                [hyper](auto zero, size_t i, const StepNumbers& s) {
+                    return lamb::make_coeffs<decltype(zero)>(hyper, s.steps[i]);
+                },
                 [](auto zero) { return kernels<decltype(zero)>().lamb; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),

@@ -19,8 +19,8 @@ void register_lion(py::module_& m) {
         "lion_prepare",
         [](py::object params, py::object grads, py::object exp_avgs, const LionHyper& h,
            const std::optional<std::vector<int64_t>>& labels, const std::optional<Precision>& precision) {
-            Gathered g =
-                gather({{"params", params, true}, {"grads", grads, false}, {"exp_avgs", exp_avgs, true}}, labels, precision);
+            Gathered g = gather({{"params", params, true}, {"grads", grads, false}, {"exp_avgs", exp_avgs, true}},
+                                labels, precision);
             const lion::Hyper hyper{h.lr, h.beta1, h.beta2, h.weight_decay};
             const lion::Options options{h.weight_decay != 0.0, h.maximize};
             return prepare(

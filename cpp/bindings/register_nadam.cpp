@@ -12,8 +12,8 @@ struct NAdamHyper {
 }  // namespace
 
 void register_nadam(py::module_& m) {
-    static const char* const names[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay",
-                                        "decoupled_weight_decay", "maximize"};
+    static const char* const names[] = {
+        "lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"};
     bind_hyper(m, "NAdamHyper", names, &NAdamHyper::lr, &NAdamHyper::beta1, &NAdamHyper::beta2, &NAdamHyper::eps,
                &NAdamHyper::weight_decay, &NAdamHyper::momentum_decay, &NAdamHyper::decoupled_weight_decay,
                &NAdamHyper::maximize);

@@ -12,14 +12,14 @@ struct RAdamHyper {
 }  // namespace
 
 void register_radam(py::module_& m) {
-    static const char* const names[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay",
+    static const char* const names[] = {"lr",      "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay",
                                         "maximize"};
     bind_hyper(m, "RAdamHyper", names, &RAdamHyper::lr, &RAdamHyper::beta1, &RAdamHyper::beta2, &RAdamHyper::eps,
                &RAdamHyper::weight_decay, &RAdamHyper::decoupled_weight_decay, &RAdamHyper::maximize);
     m.def(
         "radam_prepare",
-        [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
-           std::vector<int64_t> steps, const RAdamHyper& h, const std::optional<std::vector<int64_t>>& labels,
+        [](py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs, std::vector<int64_t> steps,
+           const RAdamHyper& h, const std::optional<std::vector<int64_t>>& labels,
            const std::optional<Precision>& precision) {
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
@@ -31,7 +31,9 @@ void register_radam(py::module_& m) {
                                          h.weight_decay != 0.0 && h.decoupled_weight_decay};
             return prepare(
                 std::move(g), options, steps,
-                [hyper](auto zero, size_t i, const StepNumbers& s) { return radam::make_coeffs<decltype(zero)>(hyper, s.steps[i]); },
+                [hyper](auto zero, size_t i, const StepNumbers& s) {
+                    return radam::make_coeffs<decltype(zero)>(hyper, s.steps[i]);
+                },
                 [](auto zero) { return kernels<decltype(zero)>().radam; });
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("steps"),

@@ -12,11 +12,11 @@ struct RMSpropHyper {
 }  // namespace
 
 void register_rmsprop(py::module_& m) {
-    static const char* const names[] = {"lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize",
-                                        "eps_in_sqrt"};
+    static const char* const names[] = {"lr",       "alpha",    "eps",      "weight_decay",
+                                        "momentum", "centered", "maximize", "eps_in_sqrt"};
     bind_hyper(m, "RMSpropHyper", names, &RMSpropHyper::lr, &RMSpropHyper::alpha, &RMSpropHyper::eps,
-               &RMSpropHyper::weight_decay, &RMSpropHyper::momentum, &RMSpropHyper::centered,
-               &RMSpropHyper::maximize, &RMSpropHyper::eps_in_sqrt);
+               &RMSpropHyper::weight_decay, &RMSpropHyper::momentum, &RMSpropHyper::centered, &RMSpropHyper::maximize,
+               &RMSpropHyper::eps_in_sqrt);
     m.def(
         "rmsprop_prepare",
         [](py::object params, py::object grads, py::object square_avgs, py::object grad_avgs,
@@ -27,7 +27,8 @@ void register_rmsprop(py::module_& m) {
                                  {"grads", grads, false},
                                  {"square_avgs", square_avgs, true},
                                  {"grad_avgs", grad_avgs, true, h.centered},
-                                 {"momentum_buffers", momentum_buffers, true, use_momentum}}, labels, precision);
+                                 {"momentum_buffers", momentum_buffers, true, use_momentum}},
+                                labels, precision);
             const rmsprop::Hyper hyper{h.lr, h.alpha, h.eps, h.weight_decay, h.momentum};
             const rmsprop::Options options{h.centered, use_momentum, h.weight_decay != 0.0, h.maximize, h.eps_in_sqrt};
             return prepare(
@@ -35,9 +36,8 @@ void register_rmsprop(py::module_& m) {
                 [hyper](auto zero, size_t, const StepNumbers&) { return rmsprop::make_coeffs<decltype(zero)>(hyper); },
                 [](auto zero) { return kernels<decltype(zero)>().rmsprop; });
         },
-        py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("grad_avgs"),
-        py::arg("momentum_buffers"), py::arg("hyper"), py::arg("labels") = py::none(),
-        py::arg("precision") = py::none());
+        py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("grad_avgs"), py::arg("momentum_buffers"),
+        py::arg("hyper"), py::arg("labels") = py::none(), py::arg("precision") = py::none());
 }
 
 }  // namespace fusedoptim::bind

@@ -13,8 +13,8 @@ struct SGDHyper {
 
 void register_sgd(py::module_& m) {
     static const char* const names[] = {"lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"};
-    bind_hyper(m, "SGDHyper", names, &SGDHyper::lr, &SGDHyper::momentum, &SGDHyper::dampening,
-               &SGDHyper::weight_decay, &SGDHyper::nesterov, &SGDHyper::maximize);
+    bind_hyper(m, "SGDHyper", names, &SGDHyper::lr, &SGDHyper::momentum, &SGDHyper::dampening, &SGDHyper::weight_decay,
+               &SGDHyper::nesterov, &SGDHyper::maximize);
     m.def(
         "sgd_prepare",
         [](py::object params, py::object grads, py::object momentum_buffers, std::vector<bool> first_steps,
@@ -23,7 +23,8 @@ void register_sgd(py::module_& m) {
             const bool use_momentum = h.momentum != 0.0;
             Gathered g = gather({{"params", params, true},
                                  {"grads", grads, false},
-                                 {"momentum_buffers", momentum_buffers, true, use_momentum}}, labels, precision);
+                                 {"momentum_buffers", momentum_buffers, true, use_momentum}},
+                                labels, precision);
             if (use_momentum) check_length("first_steps", first_steps.size(), g.count);
             const sgd::Hyper hyper{h.lr, h.momentum, h.dampening, h.weight_decay};
             const sgd::Options options{use_momentum, h.nesterov, h.weight_decay != 0.0, h.maximize};

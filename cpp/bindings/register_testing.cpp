@@ -66,13 +66,12 @@ std::vector<py::list> partition(const std::vector<int64_t>& sizes, int num_threa
         const uintptr_t end = address + (shift + sizes[k]) * sizeof(T);
         address = (end + kCacheLineBytes - 1) / kCacheLineBytes * kCacheLineBytes;
     }
-    const Batch<T, NoCoeffs, NoOptions> batch{tensors.data(), nullptr, offsets.data(), count, NoOptions{},
-                                              num_threads, grain};
+    const Batch<T, NoCoeffs, NoOptions> batch{tensors.data(), nullptr,     offsets.data(), count,
+                                              NoOptions{},    num_threads, grain};
     const int threads = plan_threads(offsets[count], num_threads, grain);
     std::vector<std::vector<std::tuple<int64_t, int64_t, int64_t>>> segments(threads);
-    for_each_segment<TestingIsa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
-        segments[calling_thread()].emplace_back(k, lo, hi);
-    });
+    for_each_segment<TestingIsa>(
+        batch, [&](int64_t k, int64_t lo, int64_t hi) { segments[calling_thread()].emplace_back(k, lo, hi); });
     std::vector<py::list> out;
     for (const auto& mine : segments) out.push_back(py::cast(mine));
     return out;
@@ -121,8 +120,8 @@ void register_testing(py::module_& m) {
                 tensors[k] = TensorRef<float>{{nullptr}, sizes[k]};
                 offsets[k + 1] = offsets[k] + sizes[k];
             }
-            const Batch<float, NoCoeffs, NoOptions> batch{tensors.data(), nullptr, offsets.data(), count,
-                                                          NoOptions{}, num_threads, grain};
+            const Batch<float, NoCoeffs, NoOptions> batch{tensors.data(), nullptr,     offsets.data(), count,
+                                                          NoOptions{},    num_threads, grain};
             const int threads = plan_threads(offsets[count], num_threads, grain);
             std::vector<std::vector<int64_t>> blocks(threads);
             std::vector<double> sums(sizes.size() > 0 ? sizes.size() : 1);

@@ -7,12 +7,18 @@
 #include <stdexcept>
 
 namespace fusedoptim {
-namespace baseline { extern const KernelTable table; }
+namespace baseline {
+extern const KernelTable table;
+}
 #ifdef FUSEDOPTIM_HAVE_AVX2
-namespace avx2 { extern const KernelTable table; }
+namespace avx2 {
+extern const KernelTable table;
+}
 #endif
 #ifdef FUSEDOPTIM_HAVE_AVX512
-namespace avx512 { extern const KernelTable table; }
+namespace avx512 {
+extern const KernelTable table;
+}
 #endif
 
 namespace {
@@ -25,8 +31,9 @@ struct Level {
 bool always() { return true; }
 #if defined(__x86_64__) || defined(__i386__)
 // __builtin_cpu_supports also checks that the OS saves the wider registers (XGETBV), not just CPUID.
-[[maybe_unused]] bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                          __builtin_cpu_supports("f16c"); }
+[[maybe_unused]] bool has_avx2() {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
 [[maybe_unused]] bool has_avx512() {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && has_avx2();

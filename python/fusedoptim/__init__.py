@@ -19,21 +19,19 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from . import _core, functional, reference  # noqa: E402
-from .amp import GradScaler
-from .arena import ParamArena
-from .checkpoint import load, save
-from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
-from .ema import EMA, ema_
-from . import lr_scheduler
-from . import swa
-from .swa import AveragedParams
+from . import _core, functional, lr_scheduler, reference, swa
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .amp import GradScaler
+from .arena import ParamArena
 from .asgd import ASGD
+from .checkpoint import load, save
+from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
+from .ema import EMA, ema_
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import Lion
 from .nadam import NAdam
 from .optimizer import Optimizer, ParamState
@@ -41,11 +39,16 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .sgd import SGD
+from .swa import AveragedParams
 
 __version__: str = _core.__version__
 
 __all__ = [
     "ASGD",
+    "EMA",
+    "LAMB",
+    "LBFGS",
+    "SGD",
     "Adadelta",
     "Adagrad",
     "Adam",
@@ -53,25 +56,29 @@ __all__ = [
     "Adamax",
     "AveragedParams",
     "GradScaler",
-    "LAMB",
     "Lion",
     "NAdam",
-    "RAdam",
     "Optimizer",
     "ParamArena",
     "ParamState",
+    "RAdam",
     "RMSprop",
     "Rprop",
-    "SGD",
+    "__version__",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "ema_",
     "functional",
+    "get_num_threads",
+    "get_total_norm",
+    "info",
+    "load",
     "lr_scheduler",
     "reference",
-    "swa",
-    "get_num_threads",
+    "save",
     "set_num_threads",
     "simd_level",
-    "info",
-    "__version__",
+    "swa",
 ]
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 
-def _loaded_bfloat16() -> Optional[np.dtype]:
+def _loaded_bfloat16() -> np.dtype | None:
     """bfloat16 if ml_dtypes is already imported, else None (an array can only be bfloat16 once it is).
 
     ml_dtypes is imported only when bfloat16 is asked for by name: importing it registers its dtypes with NumPy,
@@ -36,7 +36,7 @@ def is_16bit(dtype: np.dtype) -> bool:
     return bf16 is not None and dtype == bf16
 
 
-def state_dtype(value: Any) -> Optional[np.dtype]:
+def state_dtype(value: Any) -> np.dtype | None:
     """A ``state_dtype`` option as a dtype: None (the default), "float16" or "bfloat16" (names or dtypes)."""
     if value is None:
         return None

@@ -15,27 +15,27 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_STEP",
     "check_adadelta",
-    "check_asgd",
     "check_adagrad",
     "check_adam",
     "check_adamax",
+    "check_asgd",
+    "check_beta",
     "check_betas",
+    "check_bool",
+    "check_int",
     "check_lamb",
     "check_lion",
     "check_nadam",
+    "check_nonnegative",
+    "check_positive",
     "check_radam",
+    "check_real",
     "check_rmsprop",
     "check_rprop",
     "check_sgd",
-    "check_bool",
-    "check_int",
-    "check_nonnegative",
-    "check_positive",
-    "check_real",
-    "check_beta",
     "check_steps",
-    "MAX_STEP",
 ]
 
 # Step numbers are below this (the kernels take them as int64, and bias corrections as double exponents).
@@ -58,7 +58,7 @@ def check_nonnegative(label: str, name: str, value: Any, detail: str = "") -> fl
     """A finite value >= 0; ``label`` is torch's wording ("learning rate", "epsilon value"), ``name`` the
     argument's (for a TypeError), ``detail`` what the message adds in parentheses."""
     v = check_real(name, value)
-    if not (0.0 <= v and math.isfinite(v)):
+    if not (v >= 0.0 and math.isfinite(v)):
         raise ValueError(f"Invalid {label}: {value}" + (f" ({detail})" if detail else ""))
     return v
 
@@ -66,7 +66,7 @@ def check_nonnegative(label: str, name: str, value: Any, detail: str = "") -> fl
 def check_positive(label: str, name: str, value: Any, detail: str = "") -> float:
     """A finite value > 0 (see check_nonnegative)."""
     v = check_real(name, value)
-    if not (0.0 < v and math.isfinite(v)):
+    if not (v > 0.0 and math.isfinite(v)):
         raise ValueError(f"Invalid {label}: {value}" + (f" ({detail})" if detail else ""))
     return v
 

@@ -39,8 +39,19 @@ class Adadelta(Optimizer):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
-                                      lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                state_dtype=state_dtype,
+                rounding=rounding,
+                rounding_seed=rounding_seed,
+                lr=lr,
+                rho=rho,
+                eps=eps,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_adadelta(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
@@ -48,7 +59,18 @@ class Adadelta(Optimizer):
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         states, commit = self._gather_state(group, params, {"square_avg": np.zeros_like, "acc_delta": np.zeros_like})
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
-        step = F._adadelta_prepare(kparams, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
-                                   lr=group["lr"], rho=group["rho"], eps=group["eps"],
-                                   weight_decay=group["weight_decay"], maximize=group["maximize"], labels=indices, checked=True, precision=precision)
+        step = F._adadelta_prepare(
+            kparams,
+            grads,
+            [s["square_avg"] for s in states],
+            [s["acc_delta"] for s in states],
+            lr=group["lr"],
+            rho=group["rho"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         return step, commit

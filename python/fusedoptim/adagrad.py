@@ -39,10 +39,17 @@ class Adagrad(Optimizer):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
-                                   "rounding_seed": rounding_seed})
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            maximize=maximize,
+        )
+        super().__init__(
+            params, {**defaults, "state_dtype": state_dtype, "rounding": rounding, "rounding_seed": rounding_seed}
+        )
 
     def _add_param_group(self, param_group: dict[str, Any]) -> None:
         super()._add_param_group(param_group)
@@ -55,14 +62,26 @@ class Adagrad(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_adagrad(group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])
-        check_nonnegative("initial_accumulator_value value", "initial_accumulator_value",
-                          group["initial_accumulator_value"])
+        check_nonnegative(
+            "initial_accumulator_value value", "initial_accumulator_value", group["initial_accumulator_value"]
+        )
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         initial = group["initial_accumulator_value"]
         states, commit = self._gather_state(group, params, {"sum": lambda p: np.full_like(p, initial)})
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
-        step = F._adagrad_prepare(kparams, grads, [s["sum"] for s in states], [s["step"] + 1 for s in states],
-                                  lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                                  eps=group["eps"], maximize=group["maximize"], labels=indices, checked=True, precision=precision)
+        step = F._adagrad_prepare(
+            kparams,
+            grads,
+            [s["sum"] for s in states],
+            [s["step"] + 1 for s in states],
+            lr=group["lr"],
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         return step, commit

@@ -13,8 +13,6 @@ from .optimizer import Optimizer, ParamsT
 __all__ = ["Adam", "AdamW"]
 
 
-
-
 class Adam(Optimizer):
     r"""Adam (torch.optim.Adam), with AMSGrad and optional decoupled weight decay.
 
@@ -55,15 +53,31 @@ class Adam(Optimizer):
         rounding_seed: int = 0,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
-                                   "rounding_seed": rounding_seed})
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
+        super().__init__(
+            params, {**defaults, "state_dtype": state_dtype, "rounding": rounding, "rounding_seed": rounding_seed}
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        check_adam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
-                     group["maximize"], group["decoupled_weight_decay"])
+        check_adam(
+            group["lr"],
+            beta1,
+            beta2,
+            group["eps"],
+            group["weight_decay"],
+            group["amsgrad"],
+            group["maximize"],
+            group["decoupled_weight_decay"],
+        )
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         buffers = {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like}
@@ -73,11 +87,24 @@ class Adam(Optimizer):
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
         step = F._adam_prepare(
-            kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None, [s["step"] + 1 for s in states],
-            lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            amsgrad=group["amsgrad"], maximize=group["maximize"],
-            decoupled_weight_decay=group["decoupled_weight_decay"], labels=indices, checked=True, precision=precision)
+            kparams,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None,
+            [s["step"] + 1 for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         return step, commit
 
 
@@ -99,6 +126,16 @@ class AdamW(Adam):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True, state_dtype=state_dtype, rounding=rounding,
-                         rounding_seed=rounding_seed)
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+            state_dtype=state_dtype,
+            rounding=rounding,
+            rounding_seed=rounding_seed,
+        )

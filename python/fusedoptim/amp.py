@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -50,12 +50,15 @@ class GradScaler:
         self.growth_interval = int(growth_interval)
         self.enabled = enabled
         self._growth_tracker = 0
-        self._found_inf: Optional[bool] = None  # None: no step since the last update()
+        self._found_inf: bool | None = None  # None: no step since the last update()
 
     @staticmethod
     def _check(init_scale: Any, growth_factor: Any, backoff_factor: Any, growth_interval: Any) -> None:
-        for name, value in (("init_scale", init_scale), ("growth_factor", growth_factor),
-                            ("backoff_factor", backoff_factor)):
+        for name, value in (
+            ("init_scale", init_scale),
+            ("growth_factor", growth_factor),
+            ("backoff_factor", backoff_factor),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
                 raise TypeError(f"{name} must be a real number, got {value!r}")
             if not (math.isfinite(value) and value > 0):
@@ -64,7 +67,11 @@ class GradScaler:
             raise ValueError(f"Invalid growth_factor: {growth_factor} (must be > 1)")
         if not backoff_factor < 1.0:
             raise ValueError(f"Invalid backoff_factor: {backoff_factor} (must be < 1)")
-        if isinstance(growth_interval, bool) or not isinstance(growth_interval, (int, np.integer)) or growth_interval < 1:
+        if (
+            isinstance(growth_interval, bool)
+            or not isinstance(growth_interval, (int, np.integer))
+            or growth_interval < 1
+        ):
             raise ValueError(f"Invalid growth_interval: {growth_interval!r} (a positive int)")
 
     def get_scale(self) -> float:
@@ -75,8 +82,9 @@ class GradScaler:
         """``loss`` times the current scale."""
         return loss * self.get_scale() if self.enabled else loss
 
-    def step(self, optimizer: Any, grads: Sequence[Optional[np.ndarray]] | Mapping[str, Optional[np.ndarray]],
-             **kwargs: Any) -> bool:
+    def step(
+        self, optimizer: Any, grads: Sequence[np.ndarray | None] | Mapping[str, np.ndarray | None], **kwargs: Any
+    ) -> bool:
         """One optimizer step from gradients of the scaled loss: skipped (nothing changes) when any holds inf or
         NaN, else applied with the gradients unscaled inside the kernel. Returns True when applied."""
         if not self.enabled:
@@ -85,16 +93,18 @@ class GradScaler:
             raise TypeError("GradScaler.step sets grad_scale and skip_if_nonfinite itself")
         if kwargs.get("max_grad_norm") is not None:
             # The optimizer would clip the scaled gradients, by a threshold meant for unscaled ones.
-            raise TypeError("GradScaler.step does not clip: max_grad_norm would apply to the scaled gradients; "
-                            "unscale them (multiply by 1 / scaler.get_scale()) and clip before a plain "
-                            "optimizer step instead")
+            raise TypeError(
+                "GradScaler.step does not clip: max_grad_norm would apply to the scaled gradients; "
+                "unscale them (multiply by 1 / scaler.get_scale()) and clip before a plain "
+                "optimizer step instead"
+            )
         skipped_before = optimizer.skipped_steps
         applied = optimizer.step(grads, skip_if_nonfinite=True, grad_scale=1.0 / self._scale, **kwargs)
         found_inf = not applied and optimizer.skipped_steps > skipped_before
         self._found_inf = bool(found_inf or self._found_inf)
         return applied
 
-    def update(self, new_scale: Optional[float] = None) -> None:
+    def update(self, new_scale: float | None = None) -> None:
         """After the step(s) of an iteration: back off if any step found inf/NaN, else count a good step and
         grow the scale after ``growth_interval`` of them. ``new_scale`` sets the scale instead."""
         if not self.enabled:
@@ -121,8 +131,13 @@ class GradScaler:
         """torch's keys: scale, growth_factor, backoff_factor, growth_interval, _growth_tracker."""
         if not self.enabled:
             return {}
-        return {"scale": self._scale, "growth_factor": self.growth_factor, "backoff_factor": self.backoff_factor,
-                "growth_interval": self.growth_interval, "_growth_tracker": self._growth_tracker}
+        return {
+            "scale": self._scale,
+            "growth_factor": self.growth_factor,
+            "backoff_factor": self.backoff_factor,
+            "growth_interval": self.growth_interval,
+            "_growth_tracker": self._growth_tracker,
+        }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restores :meth:`state_dict` (checked first: on error nothing changes)."""
@@ -133,8 +148,12 @@ class GradScaler:
         keys = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}
         if set(state_dict) != keys:
             raise ValueError(f"GradScaler state_dict must have the keys {sorted(keys)}, got {sorted(state_dict)}")
-        self._check(state_dict["scale"], state_dict["growth_factor"], state_dict["backoff_factor"],
-                    state_dict["growth_interval"])
+        self._check(
+            state_dict["scale"],
+            state_dict["growth_factor"],
+            state_dict["backoff_factor"],
+            state_dict["growth_interval"],
+        )
         tracker = state_dict["_growth_tracker"]
         if isinstance(tracker, bool) or not isinstance(tracker, (int, np.integer)) or tracker < 0:
             raise ValueError(f"Invalid _growth_tracker: {tracker!r}")

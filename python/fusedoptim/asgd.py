@@ -51,9 +51,20 @@ class ASGD(Optimizer):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
-                                      lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                state_dtype=state_dtype,
+                rounding=rounding,
+                rounding_seed=rounding_seed,
+                lr=lr,
+                lambd=lambd,
+                alpha=alpha,
+                t0=t0,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_asgd(group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"], group["maximize"])
@@ -75,9 +86,22 @@ class ASGD(Optimizer):
         etas = [float(s.get("eta", lr32)) for s in states]
         mus = [float(s.get("mu", 1.0)) for s in states]
         step, next_etas, next_mus = F._asgd_prepare(
-            kparams, grads, [s["ax"] for s in states], etas, mus, [s["step"] + 1 for s in states], lr=group["lr"],
-            lambd=group["lambd"], alpha=group["alpha"], t0=group["t0"], weight_decay=group["weight_decay"],
-            maximize=group["maximize"], labels=indices, checked=True, precision=precision)
+            kparams,
+            grads,
+            [s["ax"] for s in states],
+            etas,
+            mus,
+            [s["step"] + 1 for s in states],
+            lr=group["lr"],
+            lambd=group["lambd"],
+            alpha=group["alpha"],
+            t0=group["t0"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         for p, eta, mu in zip(params, next_etas, next_mus):
             writes.set(p, "eta", eta)
             writes.set(p, "mu", mu)

@@ -22,18 +22,18 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, Any, Optional, Union
+from typing import IO, Any
 
 import numpy as np
 
 from . import _precision
 from .lr_scheduler import LRScheduler
 
-__all__ = ["save", "load"]
+__all__ = ["load", "save"]
 
 FORMAT = "fusedoptim-checkpoint"
 VERSION = 1
-Params = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
+Params = Mapping[str, np.ndarray] | Sequence[np.ndarray]
 
 _MANIFEST = "__manifest__"
 _NPY_MAGIC = b"\x93NUMPY"
@@ -84,8 +84,9 @@ class _Encoder:
             return self.encode(value.item(), where)
         if isinstance(value, Mapping):
             return {
-                "__dict__": [[self.encode(k, f"a key of {where}"), self.encode(v, f"{where}[{k!r}]")]
-                             for k, v in value.items()]
+                "__dict__": [
+                    [self.encode(k, f"a key of {where}"), self.encode(v, f"{where}[{k!r}]")] for k, v in value.items()
+                ]
             }
         if isinstance(value, tuple):
             return {"__tuple__": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
@@ -163,12 +164,12 @@ def _fsync_directory(directory: str) -> None:
 
 
 def save(
-    path: Union[str, os.PathLike],
+    path: str | os.PathLike,
     *,
     optimizer: Any = None,
     scheduler: Any = None,
-    params: Optional[Params] = None,
-    extra: Optional[Mapping[str, Any]] = None,
+    params: Params | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes ``optimizer.state_dict()``, ``scheduler.state_dict()``, the ``params`` (a dict by name or a list)
     and ``extra`` (JSON-able values and arrays of numbers, e.g. the epoch) to one ``.npz`` file, atomically.
@@ -341,11 +342,11 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def load(
-    path: Union[str, os.PathLike],
+    path: str | os.PathLike,
     *,
     optimizer: Any = None,
     scheduler: Any = None,
-    params: Optional[Params] = None,
+    params: Params | None = None,
     strict: bool = True,
 ) -> dict[str, Any]:
     """Restores what :func:`save` wrote into the given objects and returns the ``extra`` dict.

@@ -57,25 +57,25 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional, Union, cast
+from typing import Any, cast
 
 import numpy as np
 
 from . import _core
-from . import clip as _clip
 from . import checkpoint as _checkpoint
+from . import clip as _clip
 from ._validation import check_bool, check_nonnegative
 from .arena import ParamArena
 from .optimizer import Optimizer
 
 __all__ = [
+    "MPI_EXTRA",
     "DataParallel",
     "ZeroRedundancyOptimizer",
-    "shard_bounds",
-    "save",
     "load",
     "mpi",
-    "MPI_EXTRA",
+    "save",
+    "shard_bounds",
 ]
 
 MPI_EXTRA = 'pip install "fusedoptim[mpi]"'
@@ -172,7 +172,7 @@ def assemble_state(
     return merged
 
 
-def compare_layouts(layouts: Sequence[Any], what: str = "parameters") -> Optional[str]:
+def compare_layouts(layouts: Sequence[Any], what: str = "parameters") -> str | None:
     """A message naming the ranks whose layout differs from rank 0's (and how), or None when all agree."""
     different = [r for r, layout in enumerate(layouts) if layout != layouts[0]]
     if not different:
@@ -181,10 +181,11 @@ def compare_layouts(layouts: Sequence[Any], what: str = "parameters") -> Optiona
     for r in different:
         for key in layouts[0]:
             if layouts[r].get(key) != layouts[0].get(key):
-                details.append(f"rank {r} has {key} {_short(layouts[r].get(key))}, rank 0 has {_short(layouts[0][key])}")
+                details.append(
+                    f"rank {r} has {key} {_short(layouts[r].get(key))}, rank 0 has {_short(layouts[0][key])}"
+                )
                 break
-    return (f"the ranks' {what} do not match (every rank must build the same model and optimizer): "
-            + "; ".join(details))
+    return f"the ranks' {what} do not match (every rank must build the same model and optimizer): " + "; ".join(details)
 
 
 def _short(value: Any, limit: int = 200) -> str:
@@ -211,9 +212,10 @@ def _layout(optimizer: Optimizer) -> dict[str, Any]:
 def _checksum(arrays: Sequence[np.ndarray]) -> list[tuple[float, int]]:
     # The float64 sum shows gross differences readably; the CRC of the bytes catches any single bit. (The ignore:
     # numpy's stubs declare ndarray.__buffer__, the Buffer protocol, only for Python >= 3.12; mypy checks 3.10.)
-    return [(float(np.sum(a, dtype=np.float64)),
-             zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
-            for a in arrays]
+    return [
+        (float(np.sum(a, dtype=np.float64)), zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
+        for a in arrays
+    ]
 
 
 def _state_bytes(state: Any) -> int:
@@ -227,8 +229,14 @@ class _Distributed:
     """What both wrappers share: the communicator, the cross-rank layout check, the parameter broadcast,
     gradient resolution and packing, the consistency check."""
 
-    def __init__(self, optimizer: Optimizer, comm: Any, threads: Union[int, str, None], root: int,
-                 settings: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        comm: Any,
+        threads: int | str | None,
+        root: int,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.MPI = mpi()
         self.comm = comm if comm is not None else self.MPI.COMM_WORLD
         if not isinstance(self.comm, self.MPI.Intracomm):
@@ -245,8 +253,11 @@ class _Distributed:
                 raise TypeError(f"optimizer must be a fusedoptim optimizer, got {type(optimizer).__name__}")
             if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < self.world_size:
                 raise ValueError(f"root must be a rank in [0, {self.world_size}), got {root!r}")
-            if threads is not None and threads != "auto" and (
-                    isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            if (
+                threads is not None
+                and threads != "auto"
+                and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0)
+            ):
                 raise ValueError(f"threads must be 'auto', None or an int >= 0, got {threads!r}")
             self._check_optimizer(optimizer)
             # The root and the wrapper's settings are compared with the layout: Bcasts from different roots hang.
@@ -264,12 +275,12 @@ class _Distributed:
             raise ValueError(message)
         self._params = optimizer.parameters()
         self.skipped_steps = 0
-        self.last_grad_norm: Optional[float] = None
+        self.last_grad_norm: float | None = None
 
     def _check_optimizer(self, optimizer: Optimizer) -> None:
         """What a wrapper refuses in an optimizer; checked on each rank before the ranks agree."""
 
-    def _agree(self, error: Optional[BaseException], what: str, key: Any = None) -> None:
+    def _agree(self, error: BaseException | None, what: str, key: Any = None) -> None:
         """Makes every rank raise when any rank failed its local checks, before a collective the failed rank
         would not join. A collective: every rank calls it at the same point with its outcome (``error``: the
         exception its local checks raised, or None) and optionally a ``key`` that must be equal on every rank
@@ -291,16 +302,19 @@ class _Distributed:
             raise error
         failed = [(r, report) for r, (report, _) in enumerate(reports) if report is not None]
         if failed:
-            raise _same_kind(failed[0][1][0],
-                             "; ".join(f"rank {r} failed in {what}: {name}: {text}" for r, (name, text) in failed))
-        raise ValueError(f"{what} was called with different arguments on different ranks (every rank must pass "
-                         "the same): " + "; ".join(f"rank {r}: {k}" for r, (_, k) in enumerate(reports)))
+            raise _same_kind(
+                failed[0][1][0], "; ".join(f"rank {r} failed in {what}: {name}: {text}" for r, (name, text) in failed)
+            )
+        raise ValueError(
+            f"{what} was called with different arguments on different ranks (every rank must pass "
+            "the same): " + "; ".join(f"rank {r}: {k}" for r, (_, k) in enumerate(reports))
+        )
 
     def _load_agreed(self, state_dict: Mapping[str, Any], strict: bool, what: str) -> None:
         """load_state_dict as a collective: each rank loads (every check before any change), the ranks agree,
         and a rank whose load succeeded while another's failed puts back the state it had."""
         error = None
-        before: Optional[Mapping[str, Any]] = None
+        before: Mapping[str, Any] | None = None
         try:
             before = self.state_dict()
             self._load_local(state_dict, strict)
@@ -320,7 +334,7 @@ class _Distributed:
         """load_state_dict on this rank alone (no agreement): all of it checked before anything changes."""
         raise NotImplementedError
 
-    def _set_threads(self, threads: Union[int, str, None]) -> None:
+    def _set_threads(self, threads: int | str | None) -> None:
         """Ranks on one machine share its cores: by default each gets cores / ranks-per-machine OpenMP threads
         (at least 1), unless OMP_NUM_THREADS was set. More threads than cores make a step wait for a
         descheduled thread, and MPICH busy-polls while it waits, so oversubscribing costs whole time slices.
@@ -362,19 +376,22 @@ class _Distributed:
         elif isinstance(grads, Sequence) and not isinstance(grads, (str, bytes)):
             arrays = list(grads)
         else:
-            raise TypeError(f"grads must be a list with one gradient per parameter or a dict by name, got "
-                            f"{type(grads).__name__}")
+            raise TypeError(
+                f"grads must be a list with one gradient per parameter or a dict by name, got {type(grads).__name__}"
+            )
         if len(arrays) != len(self._params):
-            raise ValueError(f"Expected {len(self._params)} gradients (one per parameter, in parameter order), "
-                             f"got {len(arrays)}")
+            raise ValueError(
+                f"Expected {len(self._params)} gradients (one per parameter, in parameter order), got {len(arrays)}"
+            )
         for i, g in enumerate(arrays):
             if g is None:
                 # Every rank must send the same buffer; a missing gradient would have to be missing everywhere.
-                raise ValueError(f"grads[{i}] is None: distributed steps need a gradient for every parameter "
-                                 "(use zeros)")
+                raise ValueError(
+                    f"grads[{i}] is None: distributed steps need a gradient for every parameter (use zeros)"
+                )
         return cast(list[np.ndarray], arrays)  # no None left (refused above)
 
-    def _bcast_params(self, groups: list[tuple[np.dtype, list[int], Optional[np.ndarray]]]) -> None:
+    def _bcast_params(self, groups: list[tuple[np.dtype, list[int], np.ndarray | None]]) -> None:
         """Rank ``root``'s parameters to every rank, one Bcast per dtype: in place when the dtype's parameters
         are one array, else through the dtype's bucket."""
         for _dtype, indices, bucket in groups:
@@ -407,8 +424,9 @@ class _Distributed:
             bad = [i for i, (a, b) in enumerate(zip(sums, every[0])) if a != b]
             if bad:
                 where = ", ".join(f"params[{i}]" + (f" ({names[i]!r})" if names else "") for i in bad[:5])
-                problems.append(f"rank {r} differs from rank 0 in {where} (sum {sums[bad[0]][0]!r} vs "
-                                f"{every[0][bad[0]][0]!r})")
+                problems.append(
+                    f"rank {r} differs from rank 0 in {where} (sum {sums[bad[0]][0]!r} vs {every[0][bad[0]][0]!r})"
+                )
         if problems:
             raise RuntimeError("parameters differ across ranks: " + "; ".join(problems))
         return mine
@@ -433,7 +451,7 @@ def _same_kind(name: str, message: str) -> Exception:
     return RuntimeError(message)
 
 
-def _step_options(skip_if_nonfinite: Any, max_grad_norm: Any, norm_type: Any) -> tuple[bool, Optional[float], float]:
+def _step_options(skip_if_nonfinite: Any, max_grad_norm: Any, norm_type: Any) -> tuple[bool, float | None, float]:
     """A step's guard and clipping options, checked as Optimizer.step checks them but before any collective;
     norm_type only when the guard or clipping uses it."""
     skip = check_bool("skip_if_nonfinite", skip_if_nonfinite)
@@ -454,7 +472,7 @@ def _check_grad(i: int, g: Any, param: np.ndarray) -> None:
 def _views(flat: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
     out, offset = [], 0
     for size in sizes:
-        out.append(flat[offset: offset + size])
+        out.append(flat[offset : offset + size])
         offset += size
     return out
 
@@ -491,13 +509,14 @@ class DataParallel(_Distributed):
         opt.step(arena.grads, max_grad_norm=1.0)   # norm of the averaged (global) gradient
     """
 
-    def __init__(self, optimizer: Optimizer, comm: Any = None, *, threads: Union[int, str, None] = "auto",
-                 root: int = 0) -> None:
+    def __init__(
+        self, optimizer: Optimizer, comm: Any = None, *, threads: int | str | None = "auto", root: int = 0
+    ) -> None:
         super().__init__(optimizer, comm, threads, root)
         arena_params = {id(a.flat_params): a for a in optimizer.arenas}
         # One communication group per dtype, decided from the layout alone so it is the same on every rank:
         # in place on an arena's flat gradients when the dtype has only that parameter, else a packed bucket.
-        self._groups: list[tuple[np.dtype, list[int], Optional[np.ndarray]]] = []
+        self._groups: list[tuple[np.dtype, list[int], np.ndarray | None]] = []
         by_dtype: dict[np.dtype, list[int]] = {}
         for i, p in enumerate(self._params):
             by_dtype.setdefault(p.dtype, []).append(i)
@@ -506,10 +525,11 @@ class DataParallel(_Distributed):
                 self._groups.append((dtype, indices, None))
             else:
                 self._groups.append((dtype, indices, np.zeros(sum(self._params[i].size for i in indices), dtype)))
-        self._arena_grads = {i: arena_params[id(self._params[i])].flat_grads
-                             for g in self._groups if g[2] is None for i in g[1]}
+        self._arena_grads = {
+            i: arena_params[id(self._params[i])].flat_grads for g in self._groups if g[2] is None for i in g[1]
+        }
         # The gradients handed to the wrapped step: bucket views, made once, so its steady-state plan holds.
-        self._step_grads: list[Optional[np.ndarray]] = [None] * len(self._params)
+        self._step_grads: list[np.ndarray | None] = [None] * len(self._params)
         for _dtype, indices, bucket in self._groups:
             if bucket is not None:
                 for i, view in zip(indices, _views(bucket, [self._params[i].size for i in indices])):
@@ -529,7 +549,7 @@ class DataParallel(_Distributed):
         If any rank's gradients do not fit its parameters, every rank raises and nothing is reduced."""
         return self._average(grads, "DataParallel.average_gradients")
 
-    def _average(self, grads: Any, what: str, key: Any = None, error: Optional[Exception] = None) -> list[np.ndarray]:
+    def _average(self, grads: Any, what: str, key: Any = None, error: Exception | None = None) -> list[np.ndarray]:
         """average_gradients; ``key`` and ``error``: the step's options and what checking them raised."""
         MPI = self.MPI
         if error is None:
@@ -538,8 +558,9 @@ class DataParallel(_Distributed):
                 for _dtype, indices, bucket in self._groups:
                     if bucket is None:
                         if arrays[indices[0]] is not self._arena_grads[indices[0]]:
-                            raise ValueError("an arena's gradient is its own buffer: pass arena.grads or "
-                                             "arena.flat_grads")
+                            raise ValueError(
+                                "an arena's gradient is its own buffer: pass arena.grads or arena.flat_grads"
+                            )
                         continue
                     for i in indices:
                         _check_grad(i, arrays[i], self._params[i])
@@ -556,8 +577,9 @@ class DataParallel(_Distributed):
                 np.multiply(flat, flat.dtype.type(self._scale), out=flat)
         return [self._arena_grads.get(i, self._step_grads[i]) for i in range(len(self._params))]  # type: ignore[misc]
 
-    def step(self, grads: Any, *, skip_if_nonfinite: bool = False, max_grad_norm: Optional[float] = None,
-             norm_type: float = 2.0) -> bool:
+    def step(
+        self, grads: Any, *, skip_if_nonfinite: bool = False, max_grad_norm: float | None = None, norm_type: float = 2.0
+    ) -> bool:
         """Averages ``grads`` over the ranks (:meth:`average_gradients`) and steps the wrapped optimizer with
         them. ``grads`` as for the optimizer's own step (every parameter needs one). ``skip_if_nonfinite`` and
         ``max_grad_norm`` act on the averaged gradient, the Allreduce's result, which every rank receives bit
@@ -565,15 +587,16 @@ class DataParallel(_Distributed):
         decision; the options must be the same on every rank (compared before the Allreduce, with the
         gradients' checks). Returns True when the step was applied."""
         error = key = None
-        options: tuple[bool, Optional[float], float] = (False, None, 2.0)
+        options: tuple[bool, float | None, float] = (False, None, 2.0)
         try:
             options = _step_options(skip_if_nonfinite, max_grad_norm, norm_type)
             key = options if options[0] or options[1] is not None else None
         except Exception as exception:
             error = exception
         averaged = self._average(grads, "DataParallel.step", key, error)
-        applied = self.optimizer.step(averaged, skip_if_nonfinite=options[0], max_grad_norm=options[1],
-                                      norm_type=options[2])
+        applied = self.optimizer.step(
+            averaged, skip_if_nonfinite=options[0], max_grad_norm=options[1], norm_type=options[2]
+        )
         self.skipped_steps = self.optimizer.skipped_steps
         self.last_grad_norm = self.optimizer.last_grad_norm
         return applied
@@ -635,8 +658,15 @@ class ZeroRedundancyOptimizer(_Distributed):
         distributed.save("ckpt.npz", opt, params=arena.params)   # rank 0 writes the full state
     """
 
-    def __init__(self, optimizer: Optimizer, comm: Any = None, *, threads: Union[int, str, None] = "auto",
-                 root: int = 0, align: int = _ALIGN) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        comm: Any = None,
+        *,
+        threads: int | str | None = "auto",
+        root: int = 0,
+        align: int = _ALIGN,
+    ) -> None:
         self._align = align
         super().__init__(optimizer, comm, threads, root, settings={"shard alignment": align})
         self.dtype = self._params[0].dtype
@@ -652,18 +682,21 @@ class ZeroRedundancyOptimizer(_Distributed):
         # Separate arrays: one flat bucket, for the packed gradients and then for the gathered parameters.
         self._bucket = None if self._arena is not None else np.zeros(self.total, self.dtype)
         self._shard_grads = np.zeros(self.end - self.start, self.dtype)
-        self._bcast_params([(self.dtype, list(range(len(self._params))),
-                             None if self._arena is not None else self._bucket)])
+        self._bcast_params(
+            [(self.dtype, list(range(len(self._params))), None if self._arena is not None else self._bucket)]
+        )
 
         group_of = [g for g, group in enumerate(optimizer.param_groups) for _ in group["params"]]
-        groups = [{**{k: v for k, v in group.items() if k not in ("params", "param_names")}, "params": []}
-                  for group in optimizer.param_groups]
+        groups = [
+            {**{k: v for k, v in group.items() if k not in ("params", "param_names")}, "params": []}
+            for group in optimizer.param_groups
+        ]
         self._piece_grads: list[np.ndarray] = []
         offset = 0
         for i, lo, hi in self.pieces:
             # A 1-D view into the caller's parameter: the shard optimizer updates it in place.
             groups[group_of[i]]["params"].append(self._params[i].reshape(-1)[lo:hi])
-            self._piece_grads.append(self._shard_grads[offset: offset + hi - lo])
+            self._piece_grads.append(self._shard_grads[offset : offset + hi - lo])
             offset += hi - lo
         # Groups hold consecutive parameters, so the shard optimizer's parameter order (group by group) is
         # the pieces' order, which _piece_grads and state re-assembly rely on.
@@ -679,8 +712,12 @@ class ZeroRedundancyOptimizer(_Distributed):
         if not optimizer.elementwise:
             raise TypeError(
                 f"ZeroRedundancyOptimizer needs an optimizer whose update is elementwise; got {type(optimizer).__name__}"
-                + (", whose update reduces over each whole array (its trust ratio), which a slice of the flat "
-                   "parameters does not have (use DataParallel)" if optimizer.per_array_reductions else "")
+                + (
+                    ", whose update reduces over each whole array (its trust ratio), which a slice of the flat "
+                    "parameters does not have (use DataParallel)"
+                    if optimizer.per_array_reductions
+                    else ""
+                )
             )
         params = optimizer.parameters()
         dtypes = sorted({p.dtype.str for p in params})
@@ -707,8 +744,9 @@ class ZeroRedundancyOptimizer(_Distributed):
         the full parameter buffer to Allgatherv (a ring moves ``(N-1)/N`` of each over each rank's link)."""
         return 2 * self.total * self.dtype.itemsize
 
-    def step(self, grads: Any, *, skip_if_nonfinite: bool = False, max_grad_norm: Optional[float] = None,
-             norm_type: float = 2.0) -> bool:
+    def step(
+        self, grads: Any, *, skip_if_nonfinite: bool = False, max_grad_norm: float | None = None, norm_type: float = 2.0
+    ) -> bool:
         """Reduce-scatter, scale by 1/N, step this rank's slice, all-gather the parameters (all collectives:
         every rank must call it). ``skip_if_nonfinite`` and ``max_grad_norm`` use the norm of the whole
         averaged gradient, combined over the ranks with one scalar allgather, so every rank decides alike; the
@@ -760,7 +798,7 @@ class ZeroRedundancyOptimizer(_Distributed):
             flat = self._bucket
             offset = self.start
             for piece in self.shard_optimizer.parameters():
-                flat[offset: offset + piece.size] = piece
+                flat[offset : offset + piece.size] = piece
                 offset += piece.size
         # The MPI datatype is the buffer's own (mpi4py maps the dtype): a fixed FLOAT/DOUBLE read 16-bit
         # parameters as 4 or 8 bytes per element, past the end of the buffer.
@@ -773,8 +811,13 @@ class ZeroRedundancyOptimizer(_Distributed):
     # --- state ----------------------------------------------------------------------------------------------
 
     def _shard_layout(self) -> dict[str, Any]:
-        return {"rank": self.rank, "world_size": self.world_size, "bounds": [list(b) for b in self.bounds],
-                "total": self.total, "pieces": [list(p) for p in self.pieces]}
+        return {
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "bounds": [list(b) for b in self.bounds],
+            "total": self.total,
+            "pieces": [list(p) for p in self.pieces],
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """This rank's shard: ``{"zero_shard": layout, "state": ..., "param_groups": ...}``, the shard
@@ -798,9 +841,11 @@ class ZeroRedundancyOptimizer(_Distributed):
             if not isinstance(saved, Mapping) or any(_plain(saved.get(k)) != mine[k] for k in mine):
                 raise ValueError(
                     f"state_dict is the shard of another layout: saved {_short(dict(saved) if isinstance(saved, Mapping) else saved)}, "
-                    f"this rank's {_short(mine)}; load the consolidated state dict to change the number of ranks")
-            self.shard_optimizer.load_state_dict({k: v for k, v in state_dict.items() if k != "zero_shard"},
-                                                 strict=strict)
+                    f"this rank's {_short(mine)}; load the consolidated state dict to change the number of ranks"
+                )
+            self.shard_optimizer.load_state_dict(
+                {k: v for k, v in state_dict.items() if k != "zero_shard"}, strict=strict
+            )
             return
         # A full state dict: the wrapped optimizer checks it (and casts it) as a plain load would; then each
         # piece takes its slice and the full arrays are dropped again.
@@ -815,8 +860,15 @@ class ZeroRedundancyOptimizer(_Distributed):
         for piece, (i, lo, hi) in zip(shard.parameters(), self.pieces):
             entry = full.state._get(full_params[i])
             if entry:
-                entries.append((piece, {k: (np.array(v.reshape(-1)[lo:hi]) if isinstance(v, np.ndarray) else v)
-                                        for k, v in entry.items()}))
+                entries.append(
+                    (
+                        piece,
+                        {
+                            k: (np.array(v.reshape(-1)[lo:hi]) if isinstance(v, np.ndarray) else v)
+                            for k, v in entry.items()
+                        },
+                    )
+                )
         shard.state._replace(entries)
         for group, source in zip(shard.param_groups, full.param_groups):
             for key, value in source.items():
@@ -824,7 +876,7 @@ class ZeroRedundancyOptimizer(_Distributed):
                     group[key] = value
         full.state._replace([])  # the full state is what sharding saves
 
-    def consolidated_state_dict(self, root: Optional[int] = None) -> Optional[dict[str, Any]]:
+    def consolidated_state_dict(self, root: int | None = None) -> dict[str, Any] | None:
         """Gathers every rank's shard to ``root`` (default: the wrapper's root) and returns there the state
         dict a single-process optimizer over the same parameters would have (loadable into the wrapped
         optimizer or any like it); None on the other ranks. A collective (every rank must pass the same
@@ -835,8 +887,10 @@ class ZeroRedundancyOptimizer(_Distributed):
             if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < self.world_size:
                 raise ValueError(f"root must be a rank in [0, {self.world_size}), got {root!r}")
             shard = self.shard_optimizer
-            mine = [(i, lo, hi, dict(shard.state._get(piece) or {})) for piece, (i, lo, hi) in
-                    zip(shard.parameters(), self.pieces)]
+            mine = [
+                (i, lo, hi, dict(shard.state._get(piece) or {}))
+                for piece, (i, lo, hi) in zip(shard.parameters(), self.pieces)
+            ]
         except Exception as exception:
             error = exception
         self._agree(error, "consolidated_state_dict", key=root)
@@ -857,9 +911,18 @@ class ZeroRedundancyOptimizer(_Distributed):
         merged = assemble_state(self._sizes, shards)
         full, shard = self.optimizer, self.shard_optimizer
         # Built with the wrapped optimizer's own state_dict (names, arenas, torch's layout), then dropped.
-        full.state._replace([(self._params[i], {k: (v.reshape(self._params[i].shape) if isinstance(v, np.ndarray)
-                                                    else v) for k, v in entry.items()})
-                             for i, entry in merged.items()])
+        full.state._replace(
+            [
+                (
+                    self._params[i],
+                    {
+                        k: (v.reshape(self._params[i].shape) if isinstance(v, np.ndarray) else v)
+                        for k, v in entry.items()
+                    },
+                )
+                for i, entry in merged.items()
+            ]
+        )
         try:
             for group, source in zip(full.param_groups, shard.param_groups):
                 for key, value in source.items():
@@ -878,7 +941,7 @@ def _combine_norms(norms: Sequence[float], p: float) -> float:
         return max(norms)
     if any(math.isinf(n) for n in norms):
         return math.inf
-    return math.fsum(n ** p for n in norms) ** (1.0 / p)
+    return math.fsum(n**p for n in norms) ** (1.0 / p)
 
 
 def _plain(value: Any) -> Any:
@@ -900,7 +963,7 @@ class _Snapshot:
         return self._state_dict
 
 
-Wrapper = Union[DataParallel, ZeroRedundancyOptimizer]
+Wrapper = DataParallel | ZeroRedundancyOptimizer
 
 
 class _Local:
@@ -917,8 +980,14 @@ class _Local:
         self._wrapper._load_local(state_dict, strict=strict)
 
 
-def save(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = None,
-         params: Any = None, extra: Optional[Mapping[str, Any]] = None) -> None:
+def save(
+    path: str | os.PathLike,
+    optimizer: Wrapper,
+    *,
+    scheduler: Any = None,
+    params: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """A collective: writes one consolidated checkpoint from the root rank (``fusedoptim.save``'s format:
     the full single-process state dict, so it loads into any number of ranks or a plain optimizer), then
     waits until it is written. ``params`` and ``scheduler`` are taken from the root (the ranks agree). When
@@ -936,8 +1005,9 @@ def save(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = 
     optimizer._agree(error, "distributed.save")
 
 
-def load(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = None, params: Any = None,
-         strict: bool = True) -> dict[str, Any]:
+def load(
+    path: str | os.PathLike, optimizer: Wrapper, *, scheduler: Any = None, params: Any = None, strict: bool = True
+) -> dict[str, Any]:
     """Every rank reads the checkpoint that :func:`save` (or ``fusedoptim.save`` of a shard, one file per
     rank) wrote and takes its part; returns the ``extra`` dict. A collective: if the load fails on any rank (a
     damaged or missing file, parameters that do not fit), every rank raises, naming that rank, and every rank
@@ -945,11 +1015,10 @@ def load(path: Union[str, os.PathLike], optimizer: Wrapper, *, scheduler: Any = 
     Under MPI use this rather than ``fusedoptim.load(path, optimizer=wrapper)``, whose own checks run before
     the wrapper's agreement."""
     error = None
-    undo: Optional[Callable[[], None]] = None
+    undo: Callable[[], None] | None = None
     try:
         undo = _snapshot(optimizer, scheduler, params)
-        extra = _checkpoint.load(path, optimizer=_Local(optimizer), scheduler=scheduler, params=params,
-                                 strict=strict)
+        extra = _checkpoint.load(path, optimizer=_Local(optimizer), scheduler=scheduler, params=params, strict=strict)
     except Exception as exception:
         error, undo = exception, None  # a failed load changed nothing on this rank
     try:

@@ -9,7 +9,7 @@ import numpy as np
 from . import _core
 from ._validation import check_beta
 
-__all__ = ["ema_", "EMA"]
+__all__ = ["EMA", "ema_"]
 
 
 def ema_(averages: Sequence[np.ndarray], params: Sequence[np.ndarray], decay: float) -> None:
@@ -38,8 +38,10 @@ class EMA:
             if not isinstance(p, np.ndarray) or isinstance(p, np.ma.MaskedArray):
                 raise TypeError(f"params[{i}] must be a numpy.ndarray, got {type(p).__name__}")
             if p.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-                raise TypeError(f"params[{i}] has dtype {p.dtype}; EMA averages float32 and float64 arrays (of "
-                                "16-bit parameters, average the optimizer's float32 masters)")
+                raise TypeError(
+                    f"params[{i}] has dtype {p.dtype}; EMA averages float32 and float64 arrays (of "
+                    "16-bit parameters, average the optimizer's float32 masters)"
+                )
             if not p.flags.c_contiguous:
                 raise ValueError(f"params[{i}] is not C-contiguous (strides {p.strides})")
         self.averages = [np.array(p, copy=True, order="C") for p in self.params]

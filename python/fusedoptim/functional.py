@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Optional
 
 import numpy as np
 
@@ -36,18 +35,47 @@ from ._validation import (
     check_steps,
 )
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_", "asgd_", "rprop_"]
+__all__ = [
+    "adadelta_",
+    "adagrad_",
+    "adam_",
+    "adamax_",
+    "adamw_",
+    "asgd_",
+    "lamb_",
+    "lion_",
+    "nadam_",
+    "radam_",
+    "rmsprop_",
+    "rprop_",
+    "sgd_",
+]
 
 Arrays = Sequence[np.ndarray]
-OptionalArrays = Optional[Arrays]  # None when the options do not need them (the docstrings say which)
+OptionalArrays = Arrays | None  # None when the options do not need them (the docstrings say which)
 # SGD's momentum buffers: a list whose None entries (buffers not created yet) are created and stored back.
-MomentumBuffers = Optional[list[Optional[np.ndarray]]]
+MomentumBuffers = list[np.ndarray | None] | None
 
 
 # --- SGD ---------------------------------------------------------------------------------------------------
 
 
-def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize, labels=None, checked=False, precision=None, state_dtype=None):
+def _sgd_prepare(
+    params,
+    grads,
+    momentum_buffers,
+    *,
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+    state_dtype=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
     if not isinstance(params, (list, tuple)):
@@ -55,15 +83,28 @@ def _sgd_prepare(params, grads, momentum_buffers, *, lr, momentum, dampening, we
     first_steps: list[bool] = []
     if momentum != 0:
         if momentum_buffers is None or not isinstance(momentum_buffers, list):
-            raise TypeError("momentum_buffers must be a list (with None for buffers not created yet) when momentum != 0")
+            raise TypeError(
+                "momentum_buffers must be a list (with None for buffers not created yet) when momentum != 0"
+            )
         if len(momentum_buffers) != len(params):
-            raise ValueError(f"Expected {len(params)} momentum_buffers (one per parameter), got {len(momentum_buffers)}")
+            raise ValueError(
+                f"Expected {len(params)} momentum_buffers (one per parameter), got {len(momentum_buffers)}"
+            )
         first_steps = [b is None for b in momentum_buffers]
-        buffers = [np.zeros(p.shape, state_dtype or p.dtype) if b is None else b for p, b in zip(params, momentum_buffers)]
+        buffers = [
+            np.zeros(p.shape, state_dtype or p.dtype) if b is None else b for p, b in zip(params, momentum_buffers)
+        ]
     else:
         buffers = None
-    step = _core.sgd_prepare(params, grads, buffers, first_steps,
-                             _core.SGDHyper(lr, momentum, dampening, weight_decay, nesterov, maximize), labels, precision)
+    step = _core.sgd_prepare(
+        params,
+        grads,
+        buffers,
+        first_steps,
+        _core.SGDHyper(lr, momentum, dampening, weight_decay, nesterov, maximize),
+        labels,
+        precision,
+    )
     return step, buffers
 
 
@@ -92,8 +133,17 @@ def sgd_(
     Pass zeroed buffers instead to start from zero (with ``dampening=momentum`` this is the EMA form
     :math:`v \leftarrow \beta v + (1-\beta) g`).
     """
-    step, buffers = _sgd_prepare(params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening,
-                                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    step, buffers = _sgd_prepare(
+        params,
+        grads,
+        momentum_buffers,
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+        maximize=maximize,
+    )
     step.run()
     if buffers is not None and momentum_buffers is not None:
         momentum_buffers[:] = buffers
@@ -102,11 +152,32 @@ def sgd_(
 # --- Adagrad -----------------------------------------------------------------------------------------------
 
 
-def _adagrad_prepare(params, grads, state_sums, steps, *, lr, lr_decay, weight_decay, eps, maximize, labels=None, checked=False, precision=None):
+def _adagrad_prepare(
+    params,
+    grads,
+    state_sums,
+    steps,
+    *,
+    lr,
+    lr_decay,
+    weight_decay,
+    eps,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adagrad(lr, lr_decay, weight_decay, eps, maximize)
-    return _core.adagrad_prepare(params, grads, state_sums, check_steps(steps),
-                                 _core.AdagradHyper(lr, lr_decay, weight_decay, eps, maximize), labels, precision)
+    return _core.adagrad_prepare(
+        params,
+        grads,
+        state_sums,
+        check_steps(steps),
+        _core.AdagradHyper(lr, lr_decay, weight_decay, eps, maximize),
+        labels,
+        precision,
+    )
 
 
 def adagrad_(
@@ -127,15 +198,41 @@ def adagrad_(
         g \leftarrow \pm g + \lambda p, \quad \tilde\eta = \frac{\eta}{1 + (t-1)\,\text{lr\_decay}}, \quad
         s \leftarrow s + g^2, \quad p \leftarrow p - \tilde\eta \frac{g}{\sqrt{s} + \epsilon}
     """
-    _adagrad_prepare(params, grads, state_sums, steps, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                     eps=eps, maximize=maximize).run()
+    _adagrad_prepare(
+        params,
+        grads,
+        state_sums,
+        steps,
+        lr=lr,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        eps=eps,
+        maximize=maximize,
+    ).run()
 
 
 # --- RMSprop -----------------------------------------------------------------------------------------------
 
 
-def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
-                     momentum, centered, maximize, eps_in_sqrt, labels=None, checked=False, precision=None):
+def _rmsprop_prepare(
+    params,
+    grads,
+    square_avgs,
+    grad_avgs,
+    momentum_buffers,
+    *,
+    lr,
+    alpha,
+    eps,
+    weight_decay,
+    momentum,
+    centered,
+    maximize,
+    eps_in_sqrt,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt)
     if centered and grad_avgs is None:
@@ -143,8 +240,15 @@ def _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, *,
     if momentum != 0 and momentum_buffers is None:
         raise TypeError("momentum_buffers must be a list of arrays when momentum != 0")
     return _core.rmsprop_prepare(
-        params, grads, square_avgs, grad_avgs, momentum_buffers,
-        _core.RMSpropHyper(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt), labels, precision)
+        params,
+        grads,
+        square_avgs,
+        grad_avgs,
+        momentum_buffers,
+        _core.RMSpropHyper(lr, alpha, eps, weight_decay, momentum, centered, maximize, eps_in_sqrt),
+        labels,
+        precision,
+    )
 
 
 def rmsprop_(
@@ -175,23 +279,61 @@ def rmsprop_(
     (optax, Keras, and the seed's adaptive rule). ``grad_avgs`` is needed when centered, ``momentum_buffers``
     when ``momentum != 0``; both start at zero.
     """
-    _rmsprop_prepare(params, grads, square_avgs, grad_avgs, momentum_buffers, lr=lr, alpha=alpha, eps=eps,
-                     weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize,
-                     eps_in_sqrt=eps_in_sqrt).run()
+    _rmsprop_prepare(
+        params,
+        grads,
+        square_avgs,
+        grad_avgs,
+        momentum_buffers,
+        lr=lr,
+        alpha=alpha,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        centered=centered,
+        maximize=maximize,
+        eps_in_sqrt=eps_in_sqrt,
+    ).run()
 
 
 # --- Adam and AdamW ----------------------------------------------------------------------------------------
 
 
-def _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps,
-                  weight_decay, amsgrad, maximize, decoupled_weight_decay, labels=None, checked=False, precision=None):
+def _adam_prepare(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+    maximize,
+    decoupled_weight_decay,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adam(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     if amsgrad and max_exp_avg_sqs is None:
         raise TypeError("max_exp_avg_sqs must be a list of arrays when amsgrad=True")
     return _core.adam_prepare(
-        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, check_steps(steps),
-        _core.AdamHyper(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay), labels, precision)
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        check_steps(steps),
+        _core.AdamHyper(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay),
+        labels,
+        precision,
+    )
 
 
 def adam_(
@@ -223,9 +365,22 @@ def adam_(
 
     ``max_exp_avg_sqs`` is needed (and may be None otherwise) when ``amsgrad``.
     """
-    _adam_prepare(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2,
-                  eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-                  decoupled_weight_decay=decoupled_weight_decay).run()
+    _adam_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay,
+    ).run()
 
 
 def adamw_(
@@ -246,18 +401,53 @@ def adamw_(
 ) -> None:
     r"""AdamW (torch.optim.AdamW; Loshchilov & Hutter 2019): :func:`adam_` with decoupled weight decay
     :math:`p \leftarrow p (1 - \eta\lambda)`, ``weight_decay`` 1e-2 by default."""
-    adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+    adam_(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled_weight_decay=True,
+    )
 
 
 # --- Adadelta ----------------------------------------------------------------------------------------------
 
 
-def _adadelta_prepare(params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize, labels=None, checked=False, precision=None):
+def _adadelta_prepare(
+    params,
+    grads,
+    square_avgs,
+    acc_deltas,
+    *,
+    lr,
+    rho,
+    eps,
+    weight_decay,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adadelta(lr, rho, eps, weight_decay, maximize)
-    return _core.adadelta_prepare(params, grads, square_avgs, acc_deltas,
-                                  _core.AdadeltaHyper(lr, rho, eps, weight_decay, maximize), labels, precision)
+    return _core.adadelta_prepare(
+        params,
+        grads,
+        square_avgs,
+        acc_deltas,
+        _core.AdadeltaHyper(lr, rho, eps, weight_decay, maximize),
+        labels,
+        precision,
+    )
 
 
 def adadelta_(
@@ -279,19 +469,43 @@ def adadelta_(
         \delta = \frac{\sqrt{a + \epsilon}}{\sqrt{v + \epsilon}} g, \quad
         a \leftarrow \rho a + (1-\rho) \delta^2, \quad p \leftarrow p - \eta \delta
     """
-    _adadelta_prepare(params, grads, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                      maximize=maximize).run()
+    _adadelta_prepare(
+        params, grads, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize
+    ).run()
 
 
 # --- Adamax ------------------------------------------------------------------------------------------------
 
 
-def _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
-                    labels=None, checked=False, precision=None):
+def _adamax_prepare(
+    params,
+    grads,
+    exp_avgs,
+    exp_infs,
+    steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_adamax(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.adamax_prepare(params, grads, exp_avgs, exp_infs, check_steps(steps),
-                                _core.AdamaxHyper(lr, beta1, beta2, eps, weight_decay, maximize), labels, precision)
+    return _core.adamax_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_infs,
+        check_steps(steps),
+        _core.AdamaxHyper(lr, beta1, beta2, eps, weight_decay, maximize),
+        labels,
+        precision,
+    )
 
 
 def adamax_(
@@ -314,15 +528,44 @@ def adamax_(
         m \leftarrow \operatorname{lerp}(m, g, 1-\beta_1), \quad u \leftarrow \max(\beta_2 u, |g| + \epsilon),
         \quad p \leftarrow p - \frac{\eta}{1-\beta_1^t} \frac{m}{u}
     """
-    _adamax_prepare(params, grads, exp_avgs, exp_infs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                    weight_decay=weight_decay, maximize=maximize).run()
+    _adamax_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_infs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    ).run()
 
 
 # --- NAdam -------------------------------------------------------------------------------------------------
 
 
-def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, lr, beta1, beta2, eps,
-                   weight_decay, momentum_decay, decoupled_weight_decay, maximize, labels=None, checked=False, precision=None):
+def _nadam_prepare(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    mu_products,
+    steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    momentum_decay,
+    decoupled_weight_decay,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     """Returns the prepared step and the updated momentum products (to store once the step has run)."""
     if not checked:  # an optimizer checks its groups itself, once per change
         check_nadam(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
@@ -334,9 +577,16 @@ def _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, *, 
         if not math.isfinite(mu):
             raise ValueError(f"Invalid mu_products[{i}]: {mu}")
     return _core.nadam_prepare(
-        params, grads, exp_avgs, exp_avg_sqs, mu_products, check_steps(steps),
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        mu_products,
+        check_steps(steps),
         _core.NAdamHyper(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize),
-        labels, precision)
+        labels,
+        precision,
+    )
 
 
 def nadam_(
@@ -370,9 +620,22 @@ def nadam_(
     ``mu_products`` holds each parameter's :math:`\Pi_{t-1}` (1.0 before the first step) and is updated in place
     to :math:`\Pi_t`.
     """
-    step, products = _nadam_prepare(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, lr=lr, beta1=beta1,
-                                    beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
-                                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    step, products = _nadam_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        mu_products,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum_decay=momentum_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize,
+    )
     step.run()
     mu_products[:] = products
 
@@ -380,13 +643,36 @@ def nadam_(
 # --- RAdam -------------------------------------------------------------------------------------------------
 
 
-def _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay,
-                   decoupled_weight_decay, maximize, labels=None, checked=False, precision=None):
+def _radam_prepare(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    decoupled_weight_decay,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_radam(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
     return _core.radam_prepare(
-        params, grads, exp_avgs, exp_avg_sqs, check_steps(steps),
-        _core.RAdamHyper(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize), labels, precision)
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        check_steps(steps),
+        _core.RAdamHyper(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize),
+        labels,
+        precision,
+    )
 
 
 def radam_(
@@ -412,19 +698,33 @@ def radam_(
     :math:`r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}`, otherwise
     :math:`p \leftarrow p - \eta \frac{m}{1-\beta_1^t}` (moments as in Adam).
     """
-    _radam_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                   weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-                   maximize=maximize).run()
+    _radam_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize,
+    ).run()
 
 
 # --- Lion --------------------------------------------------------------------------------------------------
 
 
-def _lion_prepare(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False, precision=None):
+def _lion_prepare(
+    params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, maximize, labels=None, checked=False, precision=None
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lion(lr, beta1, beta2, weight_decay, maximize)
-    return _core.lion_prepare(params, grads, exp_avgs, _core.LionHyper(lr, beta1, beta2, weight_decay, maximize),
-                              labels, precision)
+    return _core.lion_prepare(
+        params, grads, exp_avgs, _core.LionHyper(lr, beta1, beta2, weight_decay, maximize), labels, precision
+    )
 
 
 def lion_(
@@ -444,19 +744,43 @@ def lion_(
         u = \operatorname{sign}((1-\beta_1) g + \beta_1 m), \quad m \leftarrow (1-\beta_2) g + \beta_2 m, \quad
         p \leftarrow p - \eta (u + \lambda p)
     """
-    _lion_prepare(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-                  maximize=maximize).run()
+    _lion_prepare(
+        params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, maximize=maximize
+    ).run()
 
 
 # --- LAMB --------------------------------------------------------------------------------------------------
 
 
-def _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay, maximize,
-                  labels=None, checked=False, grad_scale=1.0):
+def _lamb_prepare(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    maximize,
+    labels=None,
+    checked=False,
+    grad_scale=1.0,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_lamb(lr, beta1, beta2, eps, weight_decay, maximize)
-    return _core.lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, check_steps(steps),
-                              _core.LAMBHyper(lr, beta1, beta2, eps, weight_decay, maximize), labels, grad_scale)
+    return _core.lamb_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        check_steps(steps),
+        _core.LAMBHyper(lr, beta1, beta2, eps, weight_decay, maximize),
+        labels,
+        grad_scale,
+    )
 
 
 def lamb_(
@@ -483,19 +807,55 @@ def lamb_(
     per parameter array (the trust ratio is 1 when either norm is 0). The norms are computed in double, in a
     fixed order, so the result does not depend on the thread count.
     """
-    _lamb_prepare(params, grads, exp_avgs, exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                  weight_decay=weight_decay, maximize=maximize).run()
+    _lamb_prepare(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    ).run()
 
 
 # --- ASGD --------------------------------------------------------------------------------------------------
 
 
-def _asgd_prepare(params, grads, axs, etas, mus, steps, *, lr, lambd, alpha, t0, weight_decay, maximize,
-                  labels=None, checked=False, precision=None):
+def _asgd_prepare(
+    params,
+    grads,
+    axs,
+    etas,
+    mus,
+    steps,
+    *,
+    lr,
+    lambd,
+    alpha,
+    t0,
+    weight_decay,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_asgd(lr, lambd, alpha, t0, weight_decay, maximize)
-    return _core.asgd_prepare(params, grads, axs, etas, mus, check_steps(steps),
-                              _core.ASGDHyper(lr, lambd, alpha, t0, weight_decay, maximize), labels, precision)
+    return _core.asgd_prepare(
+        params,
+        grads,
+        axs,
+        etas,
+        mus,
+        check_steps(steps),
+        _core.ASGDHyper(lr, lambd, alpha, t0, weight_decay, maximize),
+        labels,
+        precision,
+    )
 
 
 def asgd_(
@@ -523,8 +883,20 @@ def asgd_(
     by the values for the next step, :math:`\text{lr} / (1 + \lambda\,\text{lr}\,t)^\alpha` and
     :math:`1 / \max(1, t - t_0)`, rounded to float32 as torch keeps them.
     """
-    step, next_etas, next_mus = _asgd_prepare(params, grads, axs, etas, mus, steps, lr=lr, lambd=lambd,
-                                              alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+    step, next_etas, next_mus = _asgd_prepare(
+        params,
+        grads,
+        axs,
+        etas,
+        mus,
+        steps,
+        lr=lr,
+        lambd=lambd,
+        alpha=alpha,
+        t0=t0,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
     step.run()
     etas[:] = next_etas
     mus[:] = next_mus
@@ -533,13 +905,32 @@ def asgd_(
 # --- Rprop -------------------------------------------------------------------------------------------------
 
 
-def _rprop_prepare(params, grads, prevs, step_sizes, *, etaminus, etaplus, step_size_min, step_size_max, maximize,
-                   labels=None, checked=False, precision=None):
+def _rprop_prepare(
+    params,
+    grads,
+    prevs,
+    step_sizes,
+    *,
+    etaminus,
+    etaplus,
+    step_size_min,
+    step_size_max,
+    maximize,
+    labels=None,
+    checked=False,
+    precision=None,
+):
     if not checked:  # an optimizer checks its groups itself, once per change
         check_rprop(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
-    return _core.rprop_prepare(params, grads, prevs, step_sizes,
-                               _core.RpropHyper(etaminus, etaplus, step_size_min, step_size_max, maximize), labels,
-                               precision)
+    return _core.rprop_prepare(
+        params,
+        grads,
+        prevs,
+        step_sizes,
+        _core.RpropHyper(etaminus, etaplus, step_size_min, step_size_max, maximize),
+        labels,
+        precision,
+    )
 
 
 def rprop_(
@@ -563,5 +954,14 @@ def rprop_(
 
     ``prevs`` start at zero and ``step_sizes`` at the learning rate (torch's initial state).
     """
-    _rprop_prepare(params, grads, prevs, step_sizes, etaminus=etaminus, etaplus=etaplus,
-                   step_size_min=step_size_min, step_size_max=step_size_max, maximize=maximize).run()
+    _rprop_prepare(
+        params,
+        grads,
+        prevs,
+        step_sizes,
+        etaminus=etaminus,
+        etaplus=etaplus,
+        step_size_min=step_size_min,
+        step_size_max=step_size_max,
+        maximize=maximize,
+    ).run()

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from .arena import ParamArena
 from ._validation import check_betas, check_lamb
+from .arena import ParamArena
 from .optimizer import Optimizer, ParamsT
 
 __all__ = ["LAMB"]
@@ -58,8 +58,20 @@ class LAMB(Optimizer):
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
         beta1, beta2 = group["betas"]
-        step = F._lamb_prepare(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                               [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
-                               eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-                               labels=indices, checked=True, grad_scale=grad_scale)
+        step = F._lamb_prepare(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["step"] + 1 for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            grad_scale=grad_scale,
+        )
         return step, commit

@@ -42,8 +42,18 @@ class Lion(Optimizer):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
-                                      lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                state_dtype=state_dtype,
+                rounding=rounding,
+                rounding_seed=rounding_seed,
+                lr=lr,
+                betas=betas,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
@@ -53,7 +63,17 @@ class Lion(Optimizer):
         states, commit = self._gather_state(group, params, {"exp_avg": np.zeros_like})
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
-        step = F._lion_prepare(kparams, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1,
-                               beta2=beta2, weight_decay=group["weight_decay"], maximize=group["maximize"],
-                               labels=indices, checked=True, precision=precision)
+        step = F._lion_prepare(
+            kparams,
+            grads,
+            [s["exp_avg"] for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         return step, commit

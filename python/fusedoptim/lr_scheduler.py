@@ -38,28 +38,28 @@ import types
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar, Literal, Optional, Protocol, SupportsFloat, Union, cast
+from typing import Any, ClassVar, Literal, Protocol, SupportsFloat, cast
 
 from ._validation import check_int, check_nonnegative, check_positive, check_real
 
 __all__ = [
+    "SWALR",
+    "ChainedScheduler",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "ExponentialLR",
     "LRScheduler",
     "LambdaLR",
-    "MultiplicativeLR",
-    "StepLR",
-    "MultiStepLR",
-    "ConstantLR",
     "LinearLR",
-    "ExponentialLR",
-    "SequentialLR",
-    "PolynomialLR",
-    "CosineAnnealingLR",
-    "ChainedScheduler",
-    "ReduceLROnPlateau",
-    "CyclicLR",
-    "CosineAnnealingWarmRestarts",
+    "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
-    "SWALR",
+    "PolynomialLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
 ]
 
 
@@ -91,14 +91,6 @@ def _check_optimizer(optimizer: Any) -> None:
             f"{type(optimizer).__name__} is not an Optimizer: a scheduler needs an object whose param_groups is a "
             "list of dicts holding 'lr'"
         )
-
-
-
-
-
-
-
-
 
 
 def _check_last_epoch(last_epoch: Any) -> None:
@@ -142,7 +134,7 @@ def _set_momentum(group: dict[str, Any], use_beta1: bool, momentum: float) -> No
         group["momentum"] = momentum
 
 
-def _save_callables(functions: Sequence[Any]) -> list[Optional[dict[str, Any]]]:
+def _save_callables(functions: Sequence[Any]) -> list[dict[str, Any] | None]:
     """torch's rule: a plain function or lambda is not saved (None); a callable object saves its ``__dict__``."""
     return [
         None if isinstance(fn, types.FunctionType) or fn is None else copy.deepcopy(dict(getattr(fn, "__dict__", {})))
@@ -150,7 +142,7 @@ def _save_callables(functions: Sequence[Any]) -> list[Optional[dict[str, Any]]]:
     ]
 
 
-def _restore_callables(functions: Sequence[Any], saved: Sequence[Optional[Mapping[str, Any]]]) -> None:
+def _restore_callables(functions: Sequence[Any], saved: Sequence[Mapping[str, Any] | None]) -> None:
     for fn, attributes in zip(functions, saved, strict=True):
         if attributes is not None:
             fn.__dict__.update(copy.deepcopy(dict(attributes)))
@@ -183,7 +175,11 @@ def _state_int(minimum: int) -> StateCheck:
 
 
 def _state_real(
-    low: float = -math.inf, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
     infinite: bool = False,
 ) -> StateCheck:
     """A real number in [low, high] (an end excluded with low_open / high_open), finite unless ``infinite``."""
@@ -270,15 +266,18 @@ def _state_int_list(scheduler: Any, value: Any) -> list[int]:
 def _state_milestone_counts(scheduler: Any, value: Any) -> Counter[int]:
     """MultiStepLR's milestones: a Counter (a plain dict once it has been through a checkpoint's manifest)."""
     if not isinstance(value, Mapping) or not all(
-        not isinstance(k, bool) and isinstance(k, numbers.Integral)
-        and not isinstance(n, bool) and isinstance(n, numbers.Integral) and int(n) >= 1
+        not isinstance(k, bool)
+        and isinstance(k, numbers.Integral)
+        and not isinstance(n, bool)
+        and isinstance(n, numbers.Integral)
+        and int(n) >= 1
         for k, n in value.items()
     ):
         raise ValueError("expected a Counter of milestone epochs (int epoch -> int count >= 1)")
     return Counter({int(k): int(n) for k, n in value.items()})
 
 
-def _state_attributes(function: Any, value: Any) -> Optional[dict[str, Any]]:
+def _state_attributes(function: Any, value: Any) -> dict[str, Any] | None:
     """A saved function (see _save_callables): None, or the attribute dict of a callable object. Only the
     object's own attributes may be restored: the saved dict comes from the same kind of object."""
     if value is None:
@@ -428,11 +427,11 @@ class LRScheduler:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement get_lr")
 
-    def _closed_form_lr(self) -> Optional[list[float]]:
+    def _closed_form_lr(self) -> list[float] | None:
         """The rates at ``last_epoch`` from ``base_lrs`` alone, used by ``step(epoch)``; None if there is none."""
         return None
 
-    def step(self, epoch: Optional[int] = None) -> None:
+    def step(self, epoch: int | None = None) -> None:
         """Advances the schedule by one epoch (or sets it to ``epoch``) and updates the groups' ``lr``.
 
         Parameters
@@ -444,7 +443,7 @@ class LRScheduler:
         self._step_count += 1
         self._update_lr(epoch)
 
-    def _update_lr(self, epoch: Optional[int] = None) -> None:
+    def _update_lr(self, epoch: int | None = None) -> None:
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
@@ -489,7 +488,7 @@ class LRScheduler:
         self._apply_state(self._check_state(state_dict))
 
     @classmethod
-    def _state_check(cls, key: str) -> Optional[StateCheck]:
+    def _state_check(cls, key: str) -> StateCheck | None:
         for klass in cls.__mro__:
             checks = klass.__dict__.get("_state_checks")
             if checks is not None and key in checks:
@@ -538,7 +537,7 @@ class _LambdaScheduler(LRScheduler):
 
     lr_lambdas: list[LambdaT]
 
-    def __init__(self, optimizer: OptimizerLike, lr_lambda: Union[LambdaT, Sequence[LambdaT]], last_epoch: int) -> None:
+    def __init__(self, optimizer: OptimizerLike, lr_lambda: LambdaT | Sequence[LambdaT], last_epoch: int) -> None:
         _check_optimizer(optimizer)
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(optimizer.param_groups):
@@ -563,7 +562,7 @@ class _LambdaScheduler(LRScheduler):
         state["lr_lambdas"] = _save_callables(self.lr_lambdas)
         return state
 
-    def _check_lambdas(self, value: Any) -> list[Optional[dict[str, Any]]]:
+    def _check_lambdas(self, value: Any) -> list[dict[str, Any] | None]:
         if not isinstance(value, (list, tuple)) or len(value) != len(self.lr_lambdas):
             raise ValueError(
                 f"expected a list of {len(self.lr_lambdas)} entries, one per function: None for a function or "
@@ -611,9 +610,7 @@ class LambdaLR(_LambdaScheduler):
     >>> scheduler = LambdaLR(opt, lr_lambda=lambda epoch: 0.95**epoch)  # doctest: +SKIP
     """
 
-    def __init__(
-        self, optimizer: OptimizerLike, lr_lambda: Union[LambdaT, Sequence[LambdaT]], last_epoch: int = -1
-    ) -> None:
+    def __init__(self, optimizer: OptimizerLike, lr_lambda: LambdaT | Sequence[LambdaT], last_epoch: int = -1) -> None:
         super().__init__(optimizer, lr_lambda, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -637,9 +634,7 @@ class MultiplicativeLR(_LambdaScheduler):
         Index of the last epoch (-1 starts the schedule).
     """
 
-    def __init__(
-        self, optimizer: OptimizerLike, lr_lambda: Union[LambdaT, Sequence[LambdaT]], last_epoch: int = -1
-    ) -> None:
+    def __init__(self, optimizer: OptimizerLike, lr_lambda: LambdaT | Sequence[LambdaT], last_epoch: int = -1) -> None:
         super().__init__(optimizer, lr_lambda, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -1075,7 +1070,8 @@ class _CompositeStateMixin:
         inner = [
             # A scheduler from outside this module checks its state only when it loads it (after ours are set).
             scheduler._check_state(state, f"{where}['_schedulers'][{i}]")
-            if isinstance(scheduler, LRScheduler) else copy.deepcopy(state)
+            if isinstance(scheduler, LRScheduler)
+            else copy.deepcopy(state)
             for i, (scheduler, state) in enumerate(zip(self._schedulers, saved, strict=True))
         ]
         own = {key: value for key, value in state_dict.items() if key != "_schedulers"}
@@ -1193,7 +1189,7 @@ class ChainedScheduler(_CompositeStateMixin, LRScheduler):
         The optimizer (default: the first scheduler's).
     """
 
-    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optional[OptimizerLike] = None) -> None:
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: OptimizerLike | None = None) -> None:
         if len(schedulers) < 1:
             raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.")
         if optimizer is None:
@@ -1287,7 +1283,7 @@ class ReduceLROnPlateau(LRScheduler):
         threshold: float = 1e-4,
         threshold_mode: Literal["rel", "abs"] = "rel",
         cooldown: int = 0,
-        min_lr: Union[Sequence[float], float] = 0,
+        min_lr: Sequence[float] | float = 0,
         eps: float = 1e-8,
     ) -> None:
         check_real("factor", factor)
@@ -1302,7 +1298,7 @@ class ReduceLROnPlateau(LRScheduler):
                 raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
             for i, value in enumerate(min_lr):
                 check_nonnegative(f"min_lr[{i}]", f"min_lr[{i}]", value)
-            self.default_min_lr: Optional[float] = None
+            self.default_min_lr: float | None = None
             self.min_lrs = list(min_lr)
         else:
             check_nonnegative("min_lr", "min_lr", min_lr)
@@ -1325,7 +1321,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
-    def step(self, metrics: SupportsFloat, epoch: Optional[int] = None) -> None:  # type: ignore[override]
+    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
         """Records this epoch's metric and reduces the rates if it has plateaued.
 
         Parameters
@@ -1478,17 +1474,17 @@ class CyclicLR(LRScheduler):
     def __init__(
         self,
         optimizer: OptimizerLike,
-        base_lr: Union[float, Sequence[float]],
-        max_lr: Union[float, Sequence[float]],
+        base_lr: float | Sequence[float],
+        max_lr: float | Sequence[float],
         step_size_up: int = 2000,
-        step_size_down: Optional[int] = None,
+        step_size_down: int | None = None,
         mode: Literal["triangular", "triangular2", "exp_range"] = "triangular",
         gamma: float = 1.0,
-        scale_fn: Optional[Callable[[float], float]] = None,
+        scale_fn: Callable[[float], float] | None = None,
         scale_mode: Literal["cycle", "iterations"] = "cycle",
         cycle_momentum: bool = True,
-        base_momentum: Union[float, Sequence[float]] = 0.8,
-        max_momentum: Union[float, Sequence[float]] = 0.9,
+        base_momentum: float | Sequence[float] = 0.8,
+        max_momentum: float | Sequence[float] = 0.9,
         last_epoch: int = -1,
     ) -> None:
         _check_optimizer(optimizer)
@@ -1598,7 +1594,7 @@ class CyclicLR(LRScheduler):
             raise ValueError("expected 'triangular', 'triangular2' or 'exp_range'")
         return value
 
-    def _check_scale_fn(self, value: Any) -> Optional[dict[str, Any]]:
+    def _check_scale_fn(self, value: Any) -> dict[str, Any] | None:
         return _state_attributes(self._scale_fn_custom, value)
 
     _state_checks: ClassVar[Mapping[str, StateCheck]] = {
@@ -1702,7 +1698,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             for base_lr in self.base_lrs
         ]
 
-    def step(self, epoch: Optional[float] = None) -> None:
+    def step(self, epoch: float | None = None) -> None:
         """Advances by one epoch, or jumps to ``epoch`` (which may be fractional, to step every batch).
 
         Calls with and without ``epoch`` can be interleaved. Like torch, this does not count ``_step_count``.
@@ -1800,15 +1796,15 @@ class OneCycleLR(LRScheduler):
     def __init__(
         self,
         optimizer: OptimizerLike,
-        max_lr: Union[float, Sequence[float]],
-        total_steps: Optional[int] = None,
-        epochs: Optional[int] = None,
-        steps_per_epoch: Optional[int] = None,
+        max_lr: float | Sequence[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
         pct_start: float = 0.3,
         anneal_strategy: Literal["cos", "linear"] = "cos",
         cycle_momentum: bool = True,
-        base_momentum: Union[float, Sequence[float]] = 0.85,
-        max_momentum: Union[float, Sequence[float]] = 0.95,
+        base_momentum: float | Sequence[float] = 0.85,
+        max_momentum: float | Sequence[float] = 0.95,
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
         three_phase: bool = False,
@@ -1849,8 +1845,9 @@ class OneCycleLR(LRScheduler):
         if three_phase:
             self._schedule_phases = [
                 _phase(up_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                _phase(float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
-                       "max_momentum"),
+                _phase(
+                    float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"
+                ),
                 _phase(self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
             ]
         else:

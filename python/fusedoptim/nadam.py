@@ -43,15 +43,34 @@ class NAdam(Optimizer):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
-                                      lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                state_dtype=state_dtype,
+                rounding=rounding,
+                rounding_seed=rounding_seed,
+                lr=lr,
+                betas=betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum_decay=momentum_decay,
+                decoupled_weight_decay=decoupled_weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         beta1, beta2 = check_betas(group["betas"])
-        check_nadam(group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["momentum_decay"],
-                      group["decoupled_weight_decay"], group["maximize"])
+        check_nadam(
+            group["lr"],
+            beta1,
+            beta2,
+            group["eps"],
+            group["weight_decay"],
+            group["momentum_decay"],
+            group["decoupled_weight_decay"],
+            group["maximize"],
+        )
 
     def _check_scalar_state(self, where: str, key: str, value: float) -> float:
         # A product of momentum coefficients mu_t in [0, beta1) (1 before the first step): one outside [0, 1]
@@ -61,16 +80,28 @@ class NAdam(Optimizer):
         return value
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
-        states, writes = self._gather_state(group, params,
-                                                    {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
+        states, writes = self._gather_state(group, params, {"exp_avg": np.zeros_like, "exp_avg_sq": np.zeros_like})
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         beta1, beta2 = group["betas"]
         step, products = F._nadam_prepare(
-            kparams, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            [float(s.get("mu_product", 1.0)) for s in states], [s["step"] + 1 for s in states], lr=group["lr"],
-            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
-            maximize=group["maximize"], labels=indices, checked=True, precision=precision)
+            kparams,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [float(s.get("mu_product", 1.0)) for s in states],
+            [s["step"] + 1 for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
 
         for p, product in zip(params, products):
             writes.set(p, "mu_product", product)

@@ -10,19 +10,18 @@ import math
 import numbers
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar, Optional, Union, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from . import _core
-from . import _precision
+from . import _core, _precision
 from . import clip as _clip
-from .arena import ParamArena
 from ._validation import MAX_STEP, check_bool, check_nonnegative
+from .arena import ParamArena
 
 __all__ = ["Optimizer", "ParamState"]
 
-ParamsT = Union[Iterable[np.ndarray], Iterable[dict[str, Any]], Mapping[str, np.ndarray], ParamArena]
+ParamsT = Iterable[np.ndarray] | Iterable[dict[str, Any]] | Mapping[str, np.ndarray] | ParamArena
 _ARENA_KEY = "\0arena"  # internal names of arenas' flat parameters: never a user's name
 
 
@@ -50,7 +49,7 @@ class ParamState(MutableMapping):
             return id(params[key])
         raise KeyError(key)
 
-    def _get(self, p: np.ndarray) -> Optional[dict[str, Any]]:
+    def _get(self, p: np.ndarray) -> dict[str, Any] | None:
         return self._data.get(id(p))
 
     def _setdefault(self, p: np.ndarray) -> dict[str, Any]:
@@ -158,17 +157,17 @@ class Optimizer:
                 del self.defaults[key]
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState(self)
-        if isinstance(params, np.ndarray) or isinstance(params, (set, frozenset)):
+        if isinstance(params, (np.ndarray, set, frozenset)):
             raise TypeError(
                 "params must be a list of numpy arrays or of parameter-group dicts, got " + type(params).__name__
             )
         self._checked_groups: dict[int, list[tuple[str, Any]]] = {}
-        self._plan: Optional[_core.StepPlan] = None  # the steady state's step (see _make_plan)
+        self._plan: _core.StepPlan | None = None  # the steady state's step (see _make_plan)
         # Kernels run without the GIL: two overlapping steps of one optimizer would race on its state.
         self._step_lock = threading.Lock()
         self._arenas: dict[str, ParamArena] = {}  # internal name of an arena's flat parameter -> arena
         self.skipped_steps = 0  # steps skipped by the non-finite guard
-        self.last_grad_norm: Optional[float] = None  # the norm found by the last guarded or clipped step
+        self.last_grad_norm: float | None = None  # the norm found by the last guarded or clipped step
         if isinstance(params, (Mapping, ParamArena)):
             groups: list[Any] = [{"params": params}]
         else:
@@ -190,7 +189,7 @@ class Optimizer:
         flat buffer."""
         return self._params()
 
-    def parameter_names(self) -> Optional[list[str]]:
+    def parameter_names(self) -> list[str] | None:
         """The parameters' names in parameter order when they were given by name, else None."""
         return self._names()
 
@@ -208,10 +207,12 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         if "param_names" in param_group:
-            raise ValueError("a parameter group's 'param_names' is kept by the optimizer; give named parameters as "
-                             "a dict {name: array} in 'params' instead")
+            raise ValueError(
+                "a parameter group's 'param_names' is kept by the optimizer; give named parameters as "
+                "a dict {name: array} in 'params' instead"
+            )
         params = param_group.get("params")
-        names: Optional[list[str]] = None
+        names: list[str] | None = None
         if isinstance(params, ParamArena):
             # The arena is one parameter inside (its flat buffer); state dicts show it name by name.
             key = _ARENA_KEY + str(len(self._arenas))
@@ -252,7 +253,7 @@ class Optimizer:
         """Whether the parameters were given by name (decided by the first group, which every group follows)."""
         return bool(self.param_groups) and "param_names" in self.param_groups[0]
 
-    def _names(self) -> Optional[list[str]]:
+    def _names(self) -> list[str] | None:
         """The parameters' names in parameter order, when they were given by name."""
         if not self.param_groups or "param_names" not in self.param_groups[0]:
             return None
@@ -262,10 +263,10 @@ class Optimizer:
 
     def step(
         self,
-        grads: Union[Sequence[Optional[np.ndarray]], Mapping[str, Optional[np.ndarray]]],
+        grads: Sequence[np.ndarray | None] | Mapping[str, np.ndarray | None],
         *,
         skip_if_nonfinite: bool = False,
-        max_grad_norm: Optional[float] = None,
+        max_grad_norm: float | None = None,
         norm_type: float = 2.0,
         grad_scale: float = 1.0,
     ) -> bool:
@@ -293,8 +294,13 @@ class Optimizer:
         with self._step_lock:
             plan = self._plan
             # The steady state, kept short: every Python operation here costs as much as a small kernel.
-            if (plan is not None and skip_if_nonfinite is False and max_grad_norm is None and grad_scale == 1.0
-                    and plan.step(self.param_groups, grads)):
+            if (
+                plan is not None
+                and skip_if_nonfinite is False
+                and max_grad_norm is None
+                and grad_scale == 1.0
+                and plan.step(self.param_groups, grads)
+            ):
                 return True
             return self._step(grads, skip_if_nonfinite, max_grad_norm, norm_type, grad_scale)
 
@@ -302,7 +308,7 @@ class Optimizer:
         self,
         grads: Any,
         skip_if_nonfinite: bool,
-        max_grad_norm: Optional[float],
+        max_grad_norm: float | None,
         norm_type: float,
         grad_scale: float = 1.0,
     ) -> bool:
@@ -356,8 +362,9 @@ class Optimizer:
                 self._plan = _make_plan(self, prepared)
         return True
 
-    def _guard_and_clip(self, grads: list[Any], skip_if_nonfinite: bool, max_grad_norm: Optional[float],
-                        norm_type: float) -> tuple[bool, Any]:
+    def _guard_and_clip(
+        self, grads: list[Any], skip_if_nonfinite: bool, max_grad_norm: float | None, norm_type: float
+    ) -> tuple[bool, Any]:
         """The non-finite guard and gradient clipping, after every array was checked: (False, None) to skip the
         step, else (True, the prepared clipping or None). Nothing is written here: the clipping runs with the
         step (run_steps / StepPlan.run), after the step's last check."""
@@ -365,8 +372,10 @@ class Optimizer:
             return True, None
         present = [g for g in grads if g is not None]
         if max_grad_norm is not None and any(_precision.is_16bit(g.dtype) for g in present):
-            raise TypeError("max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
-                            "after unscaling in float32, or use skip_if_nonfinite alone")
+            raise TypeError(
+                "max_grad_norm: clipping float16/bfloat16 gradients is not supported; clip "
+                "after unscaling in float32, or use skip_if_nonfinite alone"
+            )
         # 16-bit gradients are read as their float32 values, in the same kernel.
         total = _clip._total_norm(present, _clip._norm_type(norm_type))
         self.last_grad_norm = total
@@ -401,7 +410,7 @@ class Optimizer:
             self._check_precision(group)
             self._checked_groups[id(group)] = snapshot
 
-    def _grads_by_name(self, grads: Mapping[str, Optional[np.ndarray]]) -> list[Optional[np.ndarray]]:
+    def _grads_by_name(self, grads: Mapping[str, np.ndarray | None]) -> list[np.ndarray | None]:
         names = self._names()
         if names is None:
             raise TypeError("grads can be a dict only when the parameters were given by name")
@@ -427,7 +436,9 @@ class Optimizer:
         return out
 
     def _gather_state(
-        self, group: Mapping[str, Any], params: list[np.ndarray],
+        self,
+        group: Mapping[str, Any],
+        params: list[np.ndarray],
         buffers: Mapping[str, Callable[[np.ndarray], np.ndarray]],
     ) -> tuple[list[dict[str, Any]], _Writes]:
         """Each stepped parameter's state with every buffer in ``buffers`` present (missing ones made by its
@@ -485,8 +496,10 @@ class Optimizer:
                 "state_dtype): its trust ratio needs norms over the whole update, computed in a separate pass"
             )
         if state_dtype is not None and any(p.dtype == np.float64 for p in group["params"]):
-            raise TypeError(f"state_dtype={group['state_dtype']!r} needs float32 or 16-bit parameters (the update "
-                            "computes in float32); this group has float64 parameters")
+            raise TypeError(
+                f"state_dtype={group['state_dtype']!r} needs float32 or 16-bit parameters (the update "
+                "computes in float32); this group has float64 parameters"
+            )
         rounding = group.get("rounding", "nearest")
         if not isinstance(rounding, str) or rounding not in ("nearest", "stochastic"):
             raise ValueError(f"Invalid rounding: {rounding!r} (expected 'nearest' or 'stochastic')")
@@ -498,14 +511,18 @@ class Optimizer:
             float16 = np.dtype(np.float16)
             for p in group["params"]:
                 if p.dtype == float16:
-                    raise TypeError("rounding='stochastic' is for bfloat16; this group has float16 parameters "
-                                    "(float16 rounds to nearest: use bfloat16, or rounding='nearest')")
+                    raise TypeError(
+                        "rounding='stochastic' is for bfloat16; this group has float16 parameters "
+                        "(float16 rounds to nearest: use bfloat16, or rounding='nearest')"
+                    )
             if state_dtype == float16:
                 raise TypeError("rounding='stochastic' is for bfloat16; this group has state_dtype='float16'")
             bf16 = _precision._loaded_bfloat16()
             if state_dtype is None and not any(p.dtype == bf16 for p in group["params"]):
-                raise ValueError("rounding='stochastic' has nothing to round: this group has no bfloat16 "
-                                 "parameters and no state_dtype='bfloat16'")
+                raise ValueError(
+                    "rounding='stochastic' has nothing to round: this group has no bfloat16 "
+                    "parameters and no state_dtype='bfloat16'"
+                )
         if state_dtype is not None and not isinstance(group["state_dtype"], str):
             # Kept by name (a dtype given here would not survive state_dict, fusedoptim.save or a comparison).
             group["state_dtype"] = str(state_dtype)
@@ -525,7 +542,7 @@ class Optimizer:
 
     def _kernel_inputs(
         self, group: Mapping[str, Any], params: list[np.ndarray], states: list[dict[str, Any]], grad_scale: float
-    ) -> tuple[list[np.ndarray], Optional[_core.Precision]]:
+    ) -> tuple[list[np.ndarray], _core.Precision | None]:
         """The arrays the kernel updates as parameters (the float32 masters of 16-bit ones, from ``states``) and
         its ``precision`` argument: None for a plain step, else the 16-bit parameters to write (or None), the
         gradient scale and the stochastic rounding's seed and step numbers."""
@@ -540,7 +557,11 @@ class Optimizer:
         return kernel_params, _core.Precision(models if has_models else None, grad_scale, seed, steps)
 
     def _prepare_group(
-        self, group: dict[str, Any], indices: list[int], params: list[np.ndarray], grads: list[np.ndarray],
+        self,
+        group: dict[str, Any],
+        indices: list[int],
+        params: list[np.ndarray],
+        grads: list[np.ndarray],
         grad_scale: float,
     ) -> tuple[_core.PreparedStep, _Writes]:
         """The group's prepared C++ step over ``params`` (global indices ``indices``, for messages) with
@@ -590,7 +611,9 @@ class Optimizer:
                     for k, v in entry.items()
                 }
         for group in sd["param_groups"]:
-            group["params"] = [n for key in group["params"] for n in (self._arenas[key].names if key in self._arenas else [key])]
+            group["params"] = [
+                n for key in group["params"] for n in (self._arenas[key].names if key in self._arenas else [key])
+            ]
         return {"state": state, "param_groups": sd["param_groups"]}
 
     def _internalize_arenas(self, sd: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -768,7 +791,7 @@ def _unchanging(value: Any) -> bool:
     return isinstance(value, _IMMUTABLE)
 
 
-def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> Optional[_core.StepPlan]:
+def _make_plan(optimizer: Optimizer, prepared: list[Any]) -> _core.StepPlan | None:
     """The optimizer's steady state, made after a full step in which every parameter had a gradient: a
     ``_core.StepPlan`` re-runs that step's prepared kernels with new gradients and step numbers, checking the
     gradients as strictly as a full step does but not again the parameters and state.
@@ -827,7 +850,7 @@ def _check_disjoint(params: list[np.ndarray]) -> None:
             begin = p.__array_interface__["data"][0]
             intervals.append((begin, begin + p.nbytes, i))
     intervals.sort()
-    for (b0, e0, i0), (b1, _e1, i1) in zip(intervals, intervals[1:]):
+    for (_b0, e0, i0), (b1, _e1, i1) in zip(intervals, intervals[1:]):
         if b1 < e0:
             i, j = sorted((i0, i1))
             if params[i] is params[j]:

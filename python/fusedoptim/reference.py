@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -32,12 +32,29 @@ from ._validation import (
     check_steps,
 )
 
-__all__ = ["mixed_precision_", "stochastic_key", "round_bfloat16_stochastic", "sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adadelta_", "adamax_", "nadam_", "radam_", "lion_", "lamb_", "asgd_", "rprop_"]
+__all__ = [
+    "adadelta_",
+    "adagrad_",
+    "adam_",
+    "adamax_",
+    "adamw_",
+    "asgd_",
+    "lamb_",
+    "lion_",
+    "mixed_precision_",
+    "nadam_",
+    "radam_",
+    "rmsprop_",
+    "round_bfloat16_stochastic",
+    "rprop_",
+    "sgd_",
+    "stochastic_key",
+]
 
 Arrays = Sequence[np.ndarray]
-OptionalArrays = Optional[Arrays]  # None when the options do not need them (functional's docstrings say which)
+OptionalArrays = Arrays | None  # None when the options do not need them (functional's docstrings say which)
 # SGD's momentum buffers: a list whose None entries (buffers not created yet) are created and stored back.
-MomentumBuffers = Optional[list[Optional[np.ndarray]]]
+MomentumBuffers = list[np.ndarray | None] | None
 
 
 def _python_floats(function):
@@ -212,8 +229,22 @@ def adamw_(
     amsgrad: bool = False,
     maximize: bool = False,
 ) -> None:
-    adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+    adam_(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled_weight_decay=True,
+    )
 
 
 @_python_floats
@@ -455,8 +486,8 @@ def mixed_precision_(
     state_dtype=None,
     rounding: str = "nearest",
     seed: int = 0,
-    indices: Optional[Sequence[int]] = None,
-    steps: Optional[Sequence[int]] = None,
+    indices: Sequence[int] | None = None,
+    steps: Sequence[int] | None = None,
 ) -> None:
     """Mixed precision around any update of this module, ``update(masters, grads, states)``: what the kernels do
     for 16-bit parameters (float32 masters), 16-bit state and a gradient scale, element by element.
@@ -487,13 +518,14 @@ def mixed_precision_(
             return round_bfloat16_stochastic(values, stochastic_key(seed, indices[i], steps[i], slot))
         return values.astype(dtype)
 
-    wide_grads = [g if g.dtype == m.dtype and grad_scale == 1.0 else g.astype(m.dtype) * m.dtype.type(grad_scale)
-                  for g, m in zip(grads, masters)]
+    wide_grads = [
+        g if g.dtype == m.dtype and grad_scale == 1.0 else g.astype(m.dtype) * m.dtype.type(grad_scale)
+        for g, m in zip(grads, masters)
+    ]
     widened = {}
     for key, values in states.items():
         if isinstance(values, list) and all(v is None or isinstance(v, np.ndarray) for v in values):
-            widened[key] = [None if v is None else v.astype(np.float32) if v.dtype.itemsize == 2 else v
-                            for v in values]
+            widened[key] = [None if v is None else v.astype(np.float32) if v.dtype.itemsize == 2 else v for v in values]
         else:
             widened[key] = values
     update(masters, wide_grads, widened)

@@ -49,14 +49,31 @@ class RMSprop(Optimizer):
         rounding_seed: int = 0,
         eps_in_sqrt: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize, eps_in_sqrt=eps_in_sqrt)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
-                                   "rounding_seed": rounding_seed})
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+            eps_in_sqrt=eps_in_sqrt,
+        )
+        super().__init__(
+            params, {**defaults, "state_dtype": state_dtype, "rounding": rounding, "rounding_seed": rounding_seed}
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        check_rmsprop(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
-                        group["centered"], group["maximize"], group["eps_in_sqrt"])
+        check_rmsprop(
+            group["lr"],
+            group["alpha"],
+            group["eps"],
+            group["weight_decay"],
+            group["momentum"],
+            group["centered"],
+            group["maximize"],
+            group["eps_in_sqrt"],
+        )
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         buffers = {"square_avg": np.zeros_like}
@@ -67,10 +84,21 @@ class RMSprop(Optimizer):
         states, commit = self._gather_state(group, params, buffers)
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         step = F._rmsprop_prepare(
-            kparams, grads, [s["square_avg"] for s in states],
+            kparams,
+            grads,
+            [s["square_avg"] for s in states],
             [s["grad_avg"] for s in states] if group["centered"] else None,
             [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else None,
-            lr=group["lr"], alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
-            momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
-            eps_in_sqrt=group["eps_in_sqrt"], labels=indices, checked=True, precision=precision)
+            lr=group["lr"],
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            centered=group["centered"],
+            maximize=group["maximize"],
+            eps_in_sqrt=group["eps_in_sqrt"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         return step, commit

@@ -47,20 +47,41 @@ class Rprop(Optimizer):
         rounding: Literal["nearest", "stochastic"] = "nearest",
         rounding_seed: int = 0,
     ) -> None:
-        super().__init__(params, dict(state_dtype=state_dtype, rounding=rounding, rounding_seed=rounding_seed,
-                                      lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                state_dtype=state_dtype,
+                rounding=rounding,
+                rounding_seed=rounding_seed,
+                lr=lr,
+                etas=etas,
+                step_sizes=step_sizes,
+                maximize=maximize,
+            ),
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_rprop(group["lr"], group["etas"], group["step_sizes"], group["maximize"])
 
     def _prepare_group(self, group, indices, params, grads, grad_scale):
         lr = group["lr"]
-        states, writes = self._gather_state(group, params,
-                                            {"prev": np.zeros_like, "step_size": lambda p: np.full_like(p, lr)})
+        states, writes = self._gather_state(
+            group, params, {"prev": np.zeros_like, "step_size": lambda p: np.full_like(p, lr)}
+        )
         kparams, precision = self._kernel_inputs(group, params, states, grad_scale)
         (etaminus, etaplus), (step_size_min, step_size_max) = group["etas"], group["step_sizes"]
-        step = F._rprop_prepare(kparams, grads, [s["prev"] for s in states], [s["step_size"] for s in states],
-                                etaminus=etaminus, etaplus=etaplus, step_size_min=step_size_min,
-                                step_size_max=step_size_max, maximize=group["maximize"], labels=indices,
-                                checked=True, precision=precision)
+        step = F._rprop_prepare(
+            kparams,
+            grads,
+            [s["prev"] for s in states],
+            [s["step_size"] for s in states],
+            etaminus=etaminus,
+            etaplus=etaplus,
+            step_size_min=step_size_min,
+            step_size_max=step_size_max,
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+        )
         return step, writes

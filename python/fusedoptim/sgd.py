@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-
 from . import _precision
 from . import functional as F
 from ._validation import check_sgd
@@ -49,14 +48,28 @@ class SGD(Optimizer):
         rounding_seed: int = 0,
         momentum_init: Literal["grad", "zeros"] = "grad",
     ) -> None:
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, momentum_init=momentum_init)
-        super().__init__(params, {**defaults, "state_dtype": state_dtype, "rounding": rounding,
-                                   "rounding_seed": rounding_seed})
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            momentum_init=momentum_init,
+        )
+        super().__init__(
+            params, {**defaults, "state_dtype": state_dtype, "rounding": rounding, "rounding_seed": rounding_seed}
+        )
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        check_sgd(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
-                    group["maximize"])
+        check_sgd(
+            group["lr"],
+            group["momentum"],
+            group["dampening"],
+            group["weight_decay"],
+            group["nesterov"],
+            group["maximize"],
+        )
         if group["momentum_init"] not in ("grad", "zeros"):
             raise ValueError(f"Invalid momentum_init: {group['momentum_init']!r} (expected 'grad' or 'zeros')")
 
@@ -68,11 +81,21 @@ class SGD(Optimizer):
             buffers = [(self.state._get(p) or {}).get("momentum_buffer") for p in params]
             if group["momentum_init"] == "zeros":
                 buffers = [self._new_state_array(group, p, 0.0) if b is None else b for p, b in zip(params, buffers)]
-        step, buffers = F._sgd_prepare(kparams, grads, buffers, lr=group["lr"], momentum=group["momentum"],
-                                       dampening=group["dampening"], weight_decay=group["weight_decay"],
-                                       nesterov=group["nesterov"], maximize=group["maximize"], labels=indices,
-                                       checked=True, precision=precision,
-                                       state_dtype=_precision.state_dtype(group.get("state_dtype")))
+        step, buffers = F._sgd_prepare(
+            kparams,
+            grads,
+            buffers,
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            labels=indices,
+            checked=True,
+            precision=precision,
+            state_dtype=_precision.state_dtype(group.get("state_dtype")),
+        )
 
         if buffers is not None:
             for p, b in zip(params, buffers):

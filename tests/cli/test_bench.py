@@ -9,13 +9,25 @@ import json
 import math
 
 import pytest
+
 import fusedoptim
 from fusedoptim.cli.bench import main
 from fusedoptim.cli.bench.cases import RESNET50_PARAMETERS, make_plan, resnet50_shapes
 from fusedoptim.cli.bench.timing import Timed, measure, paired_ratio
 
-TINY = ["--quick", "--sizes", "1000,4096", "--triad-size", "65536", "--repeats", "2", "--min-time", "0.0002",
-        "--no-native", "--quiet"]
+TINY = [
+    "--quick",
+    "--sizes",
+    "1000,4096",
+    "--triad-size",
+    "65536",
+    "--repeats",
+    "2",
+    "--min-time",
+    "0.0002",
+    "--no-native",
+    "--quiet",
+]
 
 
 def run(tmp_path, *options: str) -> tuple[dict, str, str]:
@@ -52,11 +64,17 @@ def test_interleaved_timing_collects_one_sample_per_round():
     def step(name):
         def f():
             calls[name] += 1
+
         return f
 
     rounds = []
-    timed = measure({"a": step("a"), "b": step("b")}, repeats=4, min_time=1e-4, max_case_time=10,
-                    between_rounds=lambda: rounds.append(1))
+    timed = measure(
+        {"a": step("a"), "b": step("b")},
+        repeats=4,
+        min_time=1e-4,
+        max_case_time=10,
+        between_rounds=lambda: rounds.append(1),
+    )
     assert set(timed) == {"a", "b"} and all(len(t.samples) == 4 for t in timed.values())
     assert len(rounds) == 5  # the warm-up round, then four timed ones
     assert paired_ratio(Timed(1, [2.0, 4.0, 6.0]), Timed(1, [1.0, 1.0, 2.0])) == 3.0
@@ -65,14 +83,20 @@ def test_interleaved_timing_collects_one_sample_per_round():
         raise RuntimeError("unsupported")
 
     errors = {}
-    timed = measure({"ok": step("a"), "bad": broken}, repeats=1, min_time=1e-4, max_case_time=10,
-                    on_error=lambda name, e: errors.setdefault(name, str(e)))
+    timed = measure(
+        {"ok": step("a"), "bad": broken},
+        repeats=1,
+        min_time=1e-4,
+        max_case_time=10,
+        on_error=lambda name, e: errors.setdefault(name, str(e)),
+    )
     assert set(timed) == {"ok"} and errors == {"bad": "unsupported"}
 
 
 def test_quick_run_writes_json_and_markdown(tmp_path):
-    results, report, summary = run(tmp_path, "--no-torch", "--no-plots", "--threads", "1,2",
-                                   "--suites", "sweep,latency,many4096")
+    results, report, summary = run(
+        tmp_path, "--no-torch", "--no-plots", "--threads", "1,2", "--suites", "sweep,latency,many4096"
+    )
     assert results["schema"] == "fusedoptim-bench/1" and results["mode"] == "quick"
     machine = results["machine"]
     for key in ("date", "command", "cpu_model", "logical_cpus", "numpy", "fusedoptim", "caches", "loadavg_start"):
@@ -86,11 +110,18 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
     cases = results["cases"]
     sweep = [c for c in cases if c["suite"] == "sweep"]
     assert {(c["optimizer"], c["threads"], c["elements"]) for c in sweep} == {
-        (o, t, n) for o in ("sgd", "adam") for t in (1, 2) for n in (1000, 4096)}
+        (o, t, n) for o in ("sgd", "adam") for t in (1, 2) for n in (1000, 4096)
+    }
     for case in sweep:
         peers = case["peers"]
-        assert {"fusedoptim", "fusedoptim_functional", "numpy_inplace", "numpy_naive", "reference",
-                "stream_triad"} <= set(peers)
+        assert {
+            "fusedoptim",
+            "fusedoptim_functional",
+            "numpy_inplace",
+            "numpy_naive",
+            "reference",
+            "stream_triad",
+        } <= set(peers)
         assert case["bytes_per_element"] == {"adam": 28, "sgd": 20}[case["optimizer"]]
         for peer in peers.values():
             assert peer["median_s"] > 0 and len(peer["samples_s"]) == case["rounds"] == 2
@@ -164,8 +195,10 @@ def test_divider_floor_script_writes_its_table(tmp_path):
     if shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("no C++ compiler for the native loops")
     module = _benchmark_script("divider_floor")
-    assert module.main(["--n", "4099", "--threads", "1", "--rounds", "2", "--min-time", "0.0001",
-                        "--out", str(tmp_path)]) == 0
+    assert (
+        module.main(["--n", "4099", "--threads", "1", "--rounds", "2", "--min-time", "0.0001", "--out", str(tmp_path)])
+        == 0
+    )
     result = json.loads((tmp_path / "divider_floor.json").read_text())
     peers = [row["peer"] for row in result["rows"]]
     assert peers[:4] == [name for name, _ in module.VARIANTS] and "fusedoptim.Adam step" in peers
@@ -179,18 +212,30 @@ def test_precision_script_times_every_mode(tmp_path):
     from fusedoptim import _precision
 
     module = _benchmark_script("precision")
-    assert module.main(["--sizes", "1000", "--threads", "1", "--rounds", "2", "--steps", "1",
-                        "--out", str(tmp_path)]) == 0
+    assert (
+        module.main(["--sizes", "1000", "--threads", "1", "--rounds", "2", "--steps", "1", "--out", str(tmp_path)]) == 0
+    )
     rows = json.loads((tmp_path / "precision.json").read_text())["results"]
     found = {(r["optimizer"], r["mode"]): r["bytes_per_element"] for r in rows}
-    expected = {("adam", "fp32"): 28, ("adam", "fp16 params + fp32 master"): 28, ("sgd", "fp32"): 20,
-                ("sgd", "fp16 params + fp32 master"): 20, ("adam", "fp32 params + fp16 state"): 20}
+    expected = {
+        ("adam", "fp32"): 28,
+        ("adam", "fp16 params + fp32 master"): 28,
+        ("sgd", "fp32"): 20,
+        ("sgd", "fp16 params + fp32 master"): 20,
+        ("adam", "fp32 params + fp16 state"): 20,
+    }
     if _precision.has_bfloat16():
-        expected.update({("adam", "fp32 params + bf16 state"): 20, ("adam", "bf16 params + bf16 state"): 20,
-                         ("sgd", "fp32 params + bf16 state"): 16, ("sgd", "bf16 params + bf16 state"): 16,
-                         ("adam", "fp32 params + bf16 state, staged"): 20,
-                         ("adam", "fp32 params + bf16 state, stochastic"): 20,
-                         ("sgd", "bf16 params + fp32 master, stochastic"): 20})
+        expected.update(
+            {
+                ("adam", "fp32 params + bf16 state"): 20,
+                ("adam", "bf16 params + bf16 state"): 20,
+                ("sgd", "fp32 params + bf16 state"): 16,
+                ("sgd", "bf16 params + bf16 state"): 16,
+                ("adam", "fp32 params + bf16 state, staged"): 20,
+                ("adam", "fp32 params + bf16 state, stochastic"): 20,
+                ("sgd", "bf16 params + fp32 master, stochastic"): 20,
+            }
+        )
     assert all(found[key] == value for key, value in expected.items())
     # The write-only 16-bit parameter beside a master costs a write-allocate read of 2 bytes more.
     traffic = {(r["optimizer"], r["mode"]): r["traffic_per_element"] for r in rows}
@@ -211,8 +256,23 @@ def test_grain_script_times_both_policies(tmp_path):
 
     before = _core.requested_num_threads(), _core.get_parallel_grain()
     module = _benchmark_script("grain")
-    assert module.main(["--sizes", "4096", "--optimizers", "sgd,adam", "--rounds", "1", "--min-time", "0.0005",
-                        "--out", str(tmp_path)]) == 0
+    assert (
+        module.main(
+            [
+                "--sizes",
+                "4096",
+                "--optimizers",
+                "sgd,adam",
+                "--rounds",
+                "1",
+                "--min-time",
+                "0.0005",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "grain.json").read_text())["rows"]
     assert [(r["optimizer"], r["n"]) for r in rows] == [("sgd", 4096), ("adam", 4096)]
     assert all(r["one_thread_s"] > 0 and r["two_threads_s"] > 0 and r["default_s"] > 0 for r in rows)

@@ -12,8 +12,9 @@ import fusedoptim
 
 
 def test_info_command():
-    out = subprocess.run([sys.executable, "-m", "fusedoptim", "info", "--json"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fusedoptim", "info", "--json"], capture_output=True, text=True, check=True
+    )
     facts = json.loads(out.stdout)
     assert facts["version"] == fusedoptim.__version__
     assert facts["simd_level"] in facts["simd_supported"]
@@ -32,6 +33,7 @@ def test_every_way_of_starting_the_command_reaches_the_cli():
     # fusedoptim.cli names fusedoptim.__main__:main, which is the same function).
     (script,) = entry_points(group="console_scripts", name="fusedoptim")
     assert script.load() is main
-    out = subprocess.run([sys.executable, "-m", "fusedoptim.cli", "info", "--json"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fusedoptim.cli", "info", "--json"], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout)["version"] == fusedoptim.__version__

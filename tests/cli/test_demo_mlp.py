@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from fusedoptim.cli.demo.mlp import MLP, cross_entropy, cross_entropy_with_grad
 
 

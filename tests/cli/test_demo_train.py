@@ -6,14 +6,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-import fusedoptim
 import numpy as np
 import pytest
+from test_demo_data import has_offline_digits, write_mnist_dir
+
+import fusedoptim
 from fusedoptim.cli.demo.data import load_idx_dataset, load_offline_digits
 from fusedoptim.cli.demo.methods import FULL_BATCH, METHODS, OPTIMIZERS, hyperparameters, parse_method
 from fusedoptim.cli.demo.mlp import MLP
 from fusedoptim.cli.demo.train import CheckpointError, Reporter, TrainConfig, train
-from test_demo_data import has_offline_digits, write_mnist_dir
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +57,19 @@ def test_training_on_synthetic_digits(digits, capsys):
 def test_every_fusedoptim_optimizer_is_in_the_table():
     # A new optimizer in fusedoptim.__all__ needs its one line in fusedoptim.cli.demo.methods.OPTIMIZERS.
     classes = {getattr(fusedoptim, name) for name in fusedoptim.__all__}
-    optimizers = {c for c in classes if inspect.isclass(c) and issubclass(c, fusedoptim.Optimizer)
-                  and c is not fusedoptim.Optimizer}
+    optimizers = {
+        c
+        for c in classes
+        if inspect.isclass(c) and issubclass(c, fusedoptim.Optimizer) and c is not fusedoptim.Optimizer
+    }
     assert optimizers == {choice.cls for choice in OPTIMIZERS.values()}
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_trains(digits, name):
-    label, method = parse_method(name)
+    _label, method = parse_method(name)
     batch = 32 if method.batch is None else method.batch
-    config = _small(optimizer=method.optimizer, settings=dict(method.settings), batch=batch, epochs=1,
-                    max_steps=40)
+    config = _small(optimizer=method.optimizer, settings=dict(method.settings), batch=batch, epochs=1, max_steps=40)
     result = train(digits.subset(120, 50), config)
     assert result.steps == (1 if batch == FULL_BATCH else min(40, -(-120 // batch)))
     assert np.isfinite(result.history[-1].train_loss if result.history else 0.0)
@@ -168,8 +171,11 @@ def test_resume_from_periodic_checkpoints_and_growing_epochs(digits, tmp_path):
 def test_resume_checks_the_settings(digits, tmp_path):
     checkpoint = tmp_path / "run.npz"
     train(digits, _small(epochs=1), save=checkpoint)
-    with pytest.raises(CheckpointError, match=r"different run \(hyperparameters: .*'lr': 0.01.*"
-                                                          r"'lr': 0.02"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"different run \(hyperparameters: .*'lr': 0.01.*"
+        r"'lr': 0.02",
+    ):
         train(digits, _small(epochs=2, settings={"lr": 0.02}), resume=checkpoint)
     with pytest.raises(CheckpointError, match="batch: checkpoint 32, this run 16"):
         train(digits, _small(epochs=2, batch=16), resume=checkpoint)
@@ -210,9 +216,13 @@ def test_hyperparameters_come_from_the_signatures():
     label, method = parse_method("adam:lr=3e-4:betas=0.8/0.99:amsgrad=true")
     assert label == "adam:lr=3e-4:betas=0.8/0.99:amsgrad=true"
     assert method.settings == {"lr": 3e-4, "betas": (0.8, 0.99), "amsgrad": True}
-    for bad, message in [("adamx", "unknown method 'adamx'"), ("adam:momentum=0.9", "adam has no hyperparameter"),
-                         ("adam:lr", "settings are written KEY=VALUE"), ("adam:betas=0.9", r"expected NUMBER/NUMBER"),
-                         ("sgd:momentum_init=ones", "expected one of grad, zeros"),
-                         ("sgd:nesterov=maybe", "expected true or false")]:
+    for bad, message in [
+        ("adamx", "unknown method 'adamx'"),
+        ("adam:momentum=0.9", "adam has no hyperparameter"),
+        ("adam:lr", "settings are written KEY=VALUE"),
+        ("adam:betas=0.9", r"expected NUMBER/NUMBER"),
+        ("sgd:momentum_init=ones", "expected one of grad, zeros"),
+        ("sgd:nesterov=maybe", "expected true or false"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_method(bad)

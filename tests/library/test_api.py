@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 
 import fusedoptim
 from fusedoptim import _core
+from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 
 # --- the seed's rules, each against a NumPy transcription of its formula ------------------------------------
 
@@ -209,8 +209,9 @@ def test_simd_level_selection():
 
 
 def _run_python(code, **env):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=False
+    )
 
 
 def test_environment_forces_simd_level():
@@ -273,6 +274,11 @@ def test_idle_threads_sleep_unless_the_user_chose_a_wait_policy():
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+        check=True,
+    )
     assert out.stdout.strip() == "ACTIVE"

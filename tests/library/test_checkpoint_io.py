@@ -49,8 +49,9 @@ def _fresh(n: int = 12):
 
 
 def _snapshot(params, opt, sched):
-    return pickle.dumps(({k: v.tobytes() for k, v in params.items()}, opt.state_dict(), sched.state_dict(),
-                         opt.param_groups))
+    return pickle.dumps(
+        ({k: v.tobytes() for k, v in params.items()}, opt.state_dict(), sched.state_dict(), opt.param_groups)
+    )
 
 
 def _refused(path, match=None, **targets):
@@ -136,8 +137,9 @@ print(json.dumps({"seconds": time.perf_counter() - start, "error": error,
 
 def _measure_load(path) -> dict:
     """Loads ``path`` in a fresh interpreter, whose peak RSS (ru_maxrss) before the load is its own."""
-    done = subprocess.run([sys.executable, "-c", _MEASURED_LOAD, str(path)], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED_LOAD, str(path)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -159,7 +161,7 @@ def test_concurrent_saves_from_threads_each_write_a_whole_file(tmp_path):
         try:
             for _ in range(15):
                 fusedoptim.save(path, params=params, optimizer=opt, extra={"who": who})
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     def reader():
@@ -168,7 +170,7 @@ def test_concurrent_saves_from_threads_each_write_a_whole_file(tmp_path):
         try:
             while not done.is_set():
                 fusedoptim.load(path, params=params, optimizer=opt)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=saver, args=(who,)) for who in (0, 1)] + [threading.Thread(target=reader)]
@@ -199,8 +201,9 @@ def test_concurrent_saves_from_processes_each_write_a_whole_file(tmp_path):
             fusedoptim.save({str(path)!r}, optimizer=opt, params=params, extra={{"who": who}})
         """
     )
-    ranks = [subprocess.Popen([sys.executable, "-c", script, str(who)], stderr=subprocess.PIPE, text=True)
-             for who in (0, 1)]
+    ranks = [
+        subprocess.Popen([sys.executable, "-c", script, str(who)], stderr=subprocess.PIPE, text=True) for who in (0, 1)
+    ]
     for rank in ranks:
         _, stderr = rank.communicate(timeout=300)
         assert rank.returncode == 0, stderr
@@ -246,7 +249,7 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, good
 
 
 def test_a_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
-    params, opt, sched = _trained()
+    params, opt, _sched = _trained()
     monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         fusedoptim.save(tmp_path / "new.npz", optimizer=opt, params=params)
@@ -642,8 +645,9 @@ def _scheduler_snapshot(scheduler):
     return pickle.dumps((scheduler.state_dict(), sorted(vars(scheduler)), groups))
 
 
-@pytest.mark.parametrize("case, key, value, match", BAD_ENTRIES,
-                         ids=[f"{case}-{key}-{i}" for i, (case, key, _, _) in enumerate(BAD_ENTRIES)])
+@pytest.mark.parametrize(
+    "case, key, value, match", BAD_ENTRIES, ids=[f"{case}-{key}-{i}" for i, (case, key, _, _) in enumerate(BAD_ENTRIES)]
+)
 def test_a_bad_scheduler_state_entry_is_refused_and_changes_nothing(case, key, value, match):
     """Every entry is checked as the constructor checks its argument, before any is set; unknown keys (a method's
     name, a private attribute) are refused. torch's load_state_dict takes them all, and so did ours."""

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.mpirun import run_mpiexec
 
 import fusedoptim
 from fusedoptim import distributed
+from support.mpirun import run_mpiexec
 
 # The scripts run under mpiexec.
 MPI_SCRIPTS = Path(__file__).resolve().parent.parent / "mpi"
@@ -120,9 +120,14 @@ def test_combine_norms_matches_one_norm() -> None:
 def test_other_ranks_raise_the_failing_ranks_exception_type() -> None:
     """The ranks that did not fail raise the failing rank's built-in type (one except clause on every rank),
     else RuntimeError."""
-    for name, kind in (("ValueError", ValueError), ("FileNotFoundError", FileNotFoundError), ("TypeError", TypeError),
-                       ("CheckpointError", RuntimeError), ("UnicodeDecodeError", RuntimeError),
-                       ("KeyboardInterrupt", RuntimeError)):
+    for name, kind in (
+        ("ValueError", ValueError),
+        ("FileNotFoundError", FileNotFoundError),
+        ("TypeError", TypeError),
+        ("CheckpointError", RuntimeError),
+        ("UnicodeDecodeError", RuntimeError),
+        ("KeyboardInterrupt", RuntimeError),
+    ):
         error = distributed._same_kind(name, "rank 1 failed in step: boom")
         assert type(error) is kind and str(error) == "rank 1 failed in step: boom", (name, error)
 
@@ -167,11 +172,24 @@ def test_mismatched_ranks_get_an_error_not_a_hang(tmp_path: Path, mode: str) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     # mpiexec merges the ranks' output, not always at line ends: find each rank's report anywhere.
     assert sorted(re.findall(r"rank (\d+): ValueError: the ranks' parameters do not match", result.stdout)) == [
-        "0", "1"], result.stdout
+        "0",
+        "1",
+    ], result.stdout
 
 
-FAILURES = ["dp-none", "dp-count", "dp-buffer", "dp-root", "zero-shape", "zero-lamb", "options", "save-root",
-            "save-consolidate", "load-damaged", "load-state-dict"]
+FAILURES = [
+    "dp-none",
+    "dp-count",
+    "dp-buffer",
+    "dp-root",
+    "zero-shape",
+    "zero-lamb",
+    "options",
+    "save-root",
+    "save-consolidate",
+    "load-damaged",
+    "load-state-dict",
+]
 
 
 @pytest.mark.parametrize("mode", FAILURES)

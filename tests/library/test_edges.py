@@ -26,11 +26,11 @@ import warnings
 
 import numpy as np
 import pytest
-from registry import OPTIMIZERS, make_grads
 
 import fusedoptim
 from fusedoptim import _core
 from fusedoptim import functional as F
+from registry import OPTIMIZERS, make_grads
 
 IDS = [info.name for info in OPTIMIZERS]
 # Every family with options that give it every kind of state (momentum buffers, AMSGrad's maximum, centering).
@@ -68,7 +68,9 @@ def _snapshot(params, opt):
     for i, p in enumerate(params):
         entry = opt.state._get(p)
         if entry is not None:
-            state[i] = {k: (v.tobytes(), v.dtype, v.shape) if isinstance(v, np.ndarray) else v for k, v in entry.items()}
+            state[i] = {
+                k: (v.tobytes(), v.dtype, v.shape) if isinstance(v, np.ndarray) else v for k, v in entry.items()
+            }
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     return [p.tobytes() for p in params], state, repr(groups), opt.skipped_steps
 
@@ -76,8 +78,9 @@ def _snapshot(params, opt):
 def _run_python(code: str, timeout: float = 120) -> str:
     """Runs ``code`` in a fresh interpreter; a hang fails the test (the child is killed) instead of the run."""
     try:
-        result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the child process hung (killed after {timeout} s): {e.stdout!r} {e.stderr!r}")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -102,7 +105,9 @@ def test_a_forked_child_steps_on_one_thread_instead_of_hanging():
     """libgomp's pool does not survive fork: before, the child's first multi-threaded step hung forever. Now it
     runs on one thread (bit for bit the parent's result: the threads never change the bits), says so, and refuses
     more threads with an error that says why."""
-    out = _run_python(FORK_PRELUDE + """
+    out = _run_python(
+        FORK_PRELUDE
+        + """
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -130,7 +135,8 @@ def test_a_forked_child_steps_on_one_thread_instead_of_hanging():
     assert bits == parent, "the child's one-thread step differs from the parent's two-thread step"
     assert _core.get_num_threads() == 2 and not _core.forked_without_threads()
     print("ok")
-    """)
+    """
+    )
     assert out.strip() == "ok"
 
 
@@ -138,7 +144,9 @@ def test_a_forked_child_steps_on_one_thread_instead_of_hanging():
 def test_a_fork_pool_after_a_threaded_step_does_not_hang():
     """multiprocessing's 'fork' start method (Python 3.11's default on Linux), workers stepping their own
     optimizers after the parent ran a two-thread step: they finish, on one thread, with the parent's bits."""
-    out = _run_python(FORK_PRELUDE + """
+    out = _run_python(
+        FORK_PRELUDE
+        + """
     import multiprocessing as mp
 
     def work(seed):
@@ -153,7 +161,8 @@ def test_a_fork_pool_after_a_threaded_step_does_not_hang():
     assert [t for _, t in results] == [1, 1, 1, 1], results
     assert [b for b, _ in results] == [work(s)[0] for s in [1, 2, 3, 4]]
     print("ok")
-    """)
+    """
+    )
     assert out.strip() == "ok"
 
 
@@ -223,19 +232,35 @@ def test_the_steady_state_refuses_arrays_changed_behind_its_back(info, change):
     assert opt._plan is not None
     new_grads = change(params, opt) or [np.ones(n, np.float32) for n in SIZES]
     others = [p.tobytes() for p in params[:2]] + [
-        v.tobytes() for p in params[:2] for v in opt.state[p].values() if isinstance(v, np.ndarray)]
+        v.tobytes() for p in params[:2] for v in opt.state[p].values() if isinstance(v, np.ndarray)
+    ]
     with pytest.raises((ValueError, TypeError)):
         opt.step(new_grads)
     assert [p.tobytes() for p in params[:2]] + [
-        v.tobytes() for p in params[:2] for v in opt.state[p].values() if isinstance(v, np.ndarray)] == others
+        v.tobytes() for p in params[:2] for v in opt.state[p].values() if isinstance(v, np.ndarray)
+    ] == others
 
 
 def test_a_prepared_step_refuses_an_array_resized_before_it_runs():
     """The functional API's prepared step: prepared, then its parameter reallocated, then run."""
     p, g = np.zeros(64, np.float32), np.ones(64, np.float32)
     m, v = np.zeros_like(p), np.zeros_like(p)
-    step = F._adam_prepare([p], [g], [m], [v], None, [1], lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0,
-                           amsgrad=False, maximize=False, decoupled_weight_decay=False)
+    step = F._adam_prepare(
+        [p],
+        [g],
+        [m],
+        [v],
+        None,
+        [1],
+        lr=0.1,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0,
+        amsgrad=False,
+        maximize=False,
+        decoupled_weight_decay=False,
+    )
     p.resize(128, refcheck=False)
     with pytest.raises(ValueError, match="changed .* after the step checked it; nothing was written"):
         step.run()
@@ -273,7 +298,7 @@ def _interrupt_at(k: int):
 
 def _consistent(params, opt, before, after):
     now = _snapshot(params, opt)
-    return now == before or now == after
+    return now in (before, after)
 
 
 @pytest.mark.parametrize("clip", [False, True], ids=["plain", "clipped"])
@@ -330,7 +355,8 @@ def test_real_sigint_during_steps_loses_no_step_and_applies_none_twice():
     (a new lr object every other step drops the plan) and steady-state ones: after every interrupt the step
     happened or did not, so the parameters and state equal, bit for bit, an uninterrupted run of as many steps as
     the step count says."""
-    out = _run_python("""
+    out = _run_python(
+        """
     import signal, numpy as np, fusedoptim
     def make():
         p = np.linspace(-1, 1, 5000, dtype=np.float32)
@@ -365,7 +391,9 @@ def test_real_sigint_during_steps_loses_no_step_and_applies_none_twice():
     same = q.tobytes() == p.tobytes() and all(
         opt.state[p][k].tobytes() == ref.state[q][k].tobytes() for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
     print(interrupts, done, same)
-    """, timeout=300)
+    """,
+        timeout=300,
+    )
     interrupts, done, same = out.split()
     assert int(interrupts) > 10, out  # the timer did interrupt steps
     assert int(done) > 0 and same == "True", f"a step was half-applied: {out}"
@@ -481,8 +509,15 @@ def test_clipping_writes_nothing_when_a_later_check_fails(info):
     with pytest.raises(ValueError, match="share memory"):
         opt.step(grads, max_grad_norm=1e-3)
     assert [x.tobytes() for x in (a, b, c, grads[0], grads[2])] == before
-    assert all(not isinstance(v, np.ndarray) and not v for i in opt.state for v in opt.state[i].values()
-               if not isinstance(v, np.ndarray)) or info.name == "Adagrad"
+    assert (
+        all(
+            not isinstance(v, np.ndarray) and not v
+            for i in opt.state
+            for v in opt.state[i].values()
+            if not isinstance(v, np.ndarray)
+        )
+        or info.name == "Adagrad"
+    )
 
 
 # --- the smaller ones ---------------------------------------------------------------------------------------
@@ -578,7 +613,7 @@ def test_huge_finite_float64_gradients_are_not_taken_for_non_finite():
 
 @pytest.mark.parametrize("info", OPTIMIZERS, ids=IDS)
 def test_optimizers_refuse_pickle_and_copy_with_a_clear_message(info):
-    params, opt = _setup(info)
+    _params, opt = _setup(info)
     for attempt in (lambda: pickle.dumps(opt), lambda: copy.deepcopy(opt), lambda: copy.copy(opt)):
         with pytest.raises(TypeError, match="cannot be pickled or copied.*state_dict"):
             attempt()

@@ -7,14 +7,26 @@ import re
 
 import numpy as np
 import pytest
-from registry import OPTIMIZERS, OptimInfo, low_precision_dtypes
 
 import fusedoptim
 from fusedoptim import functional
+from registry import OPTIMIZERS, OptimInfo, low_precision_dtypes
 
-RICH = {"SGD": {"momentum": 0.9}, "Adagrad": {}, "RMSprop": {"centered": True, "momentum": 0.9},
-        "Adam": {"amsgrad": True}, "AdamW": {"amsgrad": True}, "Adadelta": {}, "Adamax": {}, "NAdam": {},
-        "RAdam": {}, "Lion": {}, "LAMB": {}, "ASGD": {"t0": 1}, "Rprop": {}}
+RICH = {
+    "SGD": {"momentum": 0.9},
+    "Adagrad": {},
+    "RMSprop": {"centered": True, "momentum": 0.9},
+    "Adam": {"amsgrad": True},
+    "AdamW": {"amsgrad": True},
+    "Adadelta": {},
+    "Adamax": {},
+    "NAdam": {},
+    "RAdam": {},
+    "Lion": {},
+    "LAMB": {},
+    "ASGD": {"t0": 1},
+    "Rprop": {},
+}
 ERROR_CASES = [(info, e) for info in OPTIMIZERS for e in info.error_inputs]
 ERROR_IDS = [f"{info.name}-{e.match}" for info, e in ERROR_CASES]
 
@@ -141,7 +153,9 @@ def test_bad_gradient_rejected_and_nothing_changes(info, case):
 def test_wrong_number_of_grads(info):
     opt, params = _stepped(info)
     snapshot = _snapshot(opt)
-    with pytest.raises(ValueError, match=re.escape("Expected 3 gradients (one per parameter, in parameter order), got 2")):
+    with pytest.raises(
+        ValueError, match=re.escape("Expected 3 gradients (one per parameter, in parameter order), got 2")
+    ):
         opt.step(_grads(params)[:2])
     with pytest.raises(TypeError, match="grads must be a list"):
         opt.step(params[0])
@@ -227,8 +241,12 @@ def test_functional_checks_state_lists_and_steps():
         functional.adam_(params, grads, m, v, None, [1, 0, 1])
     with pytest.raises(TypeError, match=re.escape("steps[0] must be an int")):
         functional.adagrad_(params, grads, v, [1.5, 1, 1])
-    with pytest.raises(ValueError, match=re.escape("exp_avg_sqs[1] and exp_avgs[1] share memory")
-                       + "|" + re.escape("exp_avgs[1] and exp_avg_sqs[1] share memory")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("exp_avg_sqs[1] and exp_avgs[1] share memory")
+        + "|"
+        + re.escape("exp_avgs[1] and exp_avg_sqs[1] share memory"),
+    ):
         functional.adam_(params, grads, m, [v[0], m[1], v[2]], None, [1, 1, 1])
     with pytest.raises(TypeError, match=re.escape("exp_avgs[0] has dtype float64 but params[0] has dtype float32")):
         functional.adam_(params, grads, [m[0].astype(np.float64), m[1], m[2]], v, None, [1, 1, 1])
@@ -315,8 +333,11 @@ def test_malformed_state_dict_rejected_and_nothing_changes(info, case):
 @pytest.mark.parametrize("missing", ["grads", "exp_avgs", "exp_avg_sqs"])
 def test_none_for_a_required_list_is_a_type_error(missing):
     params = _params()
-    lists = {"grads": _grads(params), "exp_avgs": [np.zeros_like(p) for p in params],
-             "exp_avg_sqs": [np.zeros_like(p) for p in params]}
+    lists = {
+        "grads": _grads(params),
+        "exp_avgs": [np.zeros_like(p) for p in params],
+        "exp_avg_sqs": [np.zeros_like(p) for p in params],
+    }
     lists[missing] = None
     with pytest.raises(TypeError, match=f"{missing} must be a list or tuple of numpy arrays, got NoneType"):
         functional.adam_(params, lists["grads"], lists["exp_avgs"], lists["exp_avg_sqs"], None, [1, 1, 1])
@@ -328,8 +349,17 @@ def test_array_made_read_only_between_prepare_and_run_is_not_written():
     """An optimizer prepares every group, then runs them all: Python code (another thread) can run in between."""
     params = _params()
     before = [p.copy() for p in params]
-    step, _ = functional._sgd_prepare(params, _grads(params), None, lr=0.1, momentum=0.0, dampening=0.0,
-                                      weight_decay=0.0, nesterov=False, maximize=False)
+    step, _ = functional._sgd_prepare(
+        params,
+        _grads(params),
+        None,
+        lr=0.1,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+    )
     params[1].flags.writeable = False
     with pytest.raises(ValueError, match=re.escape("params[1] became read-only before the step ran")):
         step.run()

@@ -20,8 +20,9 @@ def _is_cli(module: str) -> bool:
 
 
 def _core_modules() -> list[Path]:
-    return sorted(path for path in PACKAGE.rglob("*.py")
-                  if path.relative_to(PACKAGE).parts[0] != "cli" and path != ENTRY)
+    return sorted(
+        path for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).parts[0] != "cli" and path != ENTRY
+    )
 
 
 def _imported_modules(path: Path) -> list[str]:
@@ -51,18 +52,21 @@ def test_no_core_module_imports_the_command_line():
     modules = _core_modules()
     assert PACKAGE / "optimizer.py" in modules and PACKAGE / "cli" / "__main__.py" not in modules
     offenders = {
-        str(path.relative_to(PACKAGE)): name
-        for path in modules
-        for name in _imported_modules(path)
-        if _is_cli(name)
+        str(path.relative_to(PACKAGE)): name for path in modules for name in _imported_modules(path) if _is_cli(name)
     }
     assert not offenders, f"core modules import the command line (fusedoptim.cli): {offenders}"
 
 
 def test_the_import_check_sees_every_form_of_import(tmp_path, monkeypatch):
     """The check above is not blind: each form of importing fusedoptim.cli is found."""
-    forms = ["import fusedoptim.cli.demo", "from fusedoptim.cli import demo", "from fusedoptim import cli",
-             "from .cli.bench import cases", "from . import cli", "importlib.import_module('fusedoptim.cli.demo')"]
+    forms = [
+        "import fusedoptim.cli.demo",
+        "from fusedoptim.cli import demo",
+        "from fusedoptim import cli",
+        "from .cli.bench import cases",
+        "from . import cli",
+        "importlib.import_module('fusedoptim.cli.demo')",
+    ]
     package = tmp_path / "fusedoptim"
     package.mkdir()
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)

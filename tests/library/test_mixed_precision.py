@@ -13,19 +13,32 @@ import sys
 
 import numpy as np
 import pytest
-from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 
 import fusedoptim
 from fusedoptim import _core, _precision, reference
+from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 
 BF16 = _precision.bfloat16() if _precision.has_bfloat16() else None
 needs_bf16 = pytest.mark.skipif(BF16 is None, reason="bfloat16 needs ml_dtypes (pip install fusedoptim[bf16])")
 
 # Registry state lists -> optimizer state keys.
-STATE_KEYS = {"exp_avgs": "exp_avg", "exp_avg_sqs": "exp_avg_sq", "max_exp_avg_sqs": "max_exp_avg_sq",
-              "momentum_buffers": "momentum_buffer", "state_sums": "sum", "square_avgs": "square_avg",
-              "grad_avgs": "grad_avg", "acc_deltas": "acc_delta", "exp_infs": "exp_inf", "mu_products": "mu_product",
-              "axs": "ax", "etas": "eta", "mus": "mu", "prevs": "prev", "step_sizes": "step_size"}
+STATE_KEYS = {
+    "exp_avgs": "exp_avg",
+    "exp_avg_sqs": "exp_avg_sq",
+    "max_exp_avg_sqs": "max_exp_avg_sq",
+    "momentum_buffers": "momentum_buffer",
+    "state_sums": "sum",
+    "square_avgs": "square_avg",
+    "grad_avgs": "grad_avg",
+    "acc_deltas": "acc_delta",
+    "exp_infs": "exp_inf",
+    "mu_products": "mu_product",
+    "axs": "ax",
+    "etas": "eta",
+    "mus": "mu",
+    "prevs": "prev",
+    "step_sizes": "step_size",
+}
 # Sizes around the staging block (256) and the vector widths, odd and tiny ones.
 SIZES = [0, 1, 3, 7, 8, 9, 17, 255, 256, 257, 1000, 2053]
 STEPS = 6
@@ -60,8 +73,8 @@ def _float32_patterns():
     patterns = [
         rng.integers(0, 2**32, 1 << 20, dtype=np.uint64).astype(np.uint32),
         np.arange(0x33000000 - 8, 0x38800000 + 8, 97, dtype=np.uint32),  # float16 subnormals and the edge
-        np.arange(0x477FE000, 0x47800010, dtype=np.uint32),              # around float16's max and 65520
-        np.arange(0x7F7F0000, 0x7F800010, dtype=np.uint32),              # float32 max, bfloat16 overflow, inf
+        np.arange(0x477FE000, 0x47800010, dtype=np.uint32),  # around float16's max and 65520
+        np.arange(0x7F7F0000, 0x7F800010, dtype=np.uint32),  # float32 max, bfloat16 overflow, inf
         np.arange(0x3F800000, 0x3F800000 + (1 << 17), dtype=np.uint32),  # every rounding case (ties) near 1
         np.array([0, 0x7F800000, 0x7F800001, 0x7FC00000, 0x7FA00000, 0x7FFFFFFF, 0x00000001, 0x00800000], np.uint32),
     ]
@@ -94,12 +107,28 @@ def test_converters_equal_numpy_and_ml_dtypes(kind, simd_level):
 # (parameter dtype, state_dtype, gradient scale)
 # Modes with bfloat16 parameters or bfloat16 state take the fused loop (parallel.hpp, run_fused); the others stage.
 # The stochastic-rounding modes stage too.
-MODES = [("float16", None, 1.0), ("bfloat16", None, 1.0), ("float32", "bfloat16", 1.0),
-         ("float16", "bfloat16", 2.0**-8), ("float32", "float16", 0.5), ("bfloat16", "bfloat16", 2.0**-4),
-         ("bfloat16", None, 1.0, "stochastic"), ("float32", "bfloat16", 1.0, "stochastic"),
-         ("bfloat16", "bfloat16", 2.0**-4, "stochastic")]
-MODE_IDS = ["f16-params", "bf16-params", "bf16-state", "f16-params-bf16-state-scaled", "f16-state-scaled",
-            "bf16-params-bf16-state-scaled", "bf16-params-sr", "bf16-state-sr", "bf16-params-bf16-state-scaled-sr"]
+MODES = [
+    ("float16", None, 1.0),
+    ("bfloat16", None, 1.0),
+    ("float32", "bfloat16", 1.0),
+    ("float16", "bfloat16", 2.0**-8),
+    ("float32", "float16", 0.5),
+    ("bfloat16", "bfloat16", 2.0**-4),
+    ("bfloat16", None, 1.0, "stochastic"),
+    ("float32", "bfloat16", 1.0, "stochastic"),
+    ("bfloat16", "bfloat16", 2.0**-4, "stochastic"),
+]
+MODE_IDS = [
+    "f16-params",
+    "bf16-params",
+    "bf16-state",
+    "f16-params-bf16-state-scaled",
+    "f16-state-scaled",
+    "bf16-params-bf16-state-scaled",
+    "bf16-params-sr",
+    "bf16-state-sr",
+    "bf16-params-bf16-state-scaled-sr",
+]
 MODES = [m if len(m) == 4 else (*m, "nearest") for m in MODES]
 SEED = 12345
 CASES = [(info, o) for info, o in ALL_CASES if info.name != "LAMB"]
@@ -132,8 +161,16 @@ def _run_pair(info, options, param_dtype, state_dtype, grad_scale, check_each_st
             opt.step(grads, grad_scale=grad_scale)
             reference.mixed_precision_(
                 lambda m, g, s, t=t: info.functional_step(reference, m, g, s, t, options),
-                ref_params, masters, grads, state, grad_scale=grad_scale, state_dtype=sdt, rounding=rounding,
-                seed=SEED, steps=[t] * len(params))
+                ref_params,
+                masters,
+                grads,
+                state,
+                grad_scale=grad_scale,
+                state_dtype=sdt,
+                rounding=rounding,
+                seed=SEED,
+                steps=[t] * len(params),
+            )
             if check_each_step is not None:
                 check_each_step(opt, params)
     return opt, params, ref_params, masters, state
@@ -146,21 +183,24 @@ def _assert_bitwise(a, b):
 
 @pytest.mark.parametrize(("param_dtype", "state_dtype", "grad_scale", "rounding"), MODES, ids=MODE_IDS)
 @pytest.mark.parametrize(("info", "options"), CASES, ids=IDS)
-def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, grad_scale, rounding, threads,
-                                       simd_level):
+def test_mixed_kernel_equals_reference(
+    info, options, param_dtype, state_dtype, grad_scale, rounding, threads, simd_level
+):
     def params_are_rounded_masters(opt, params):
         for i, p in enumerate(params):
             if p.dtype.itemsize == 2:
                 master = opt.state[p]["master_param"]
                 if rounding == "stochastic":
                     expected = reference.round_bfloat16_stochastic(
-                        master, reference.stochastic_key(SEED, i, opt.state[p]["step"], 0))
+                        master, reference.stochastic_key(SEED, i, opt.state[p]["step"], 0)
+                    )
                 else:
                     expected = master.astype(p.dtype)
                 np.testing.assert_array_equal(p.view(np.uint16), expected.view(np.uint16))
 
-    opt, params, ref_params, masters, state = _run_pair(info, options, param_dtype, state_dtype, grad_scale,
-                                                        params_are_rounded_masters, rounding)
+    opt, params, ref_params, masters, state = _run_pair(
+        info, options, param_dtype, state_dtype, grad_scale, params_are_rounded_masters, rounding
+    )
     for p, r, m in zip(params, ref_params, masters):
         _assert_bitwise(p, r)
         if p.dtype.itemsize == 2:
@@ -174,16 +214,22 @@ def test_mixed_kernel_equals_reference(info, options, param_dtype, state_dtype, 
             if isinstance(r, float):
                 assert entry[name] == r
             elif r is not None:
-                expected_dtype = np.dtype(state_dtype and _dtype(state_dtype) or np.float32)
+                expected_dtype = np.dtype((state_dtype and _dtype(state_dtype)) or np.float32)
                 assert entry[name].dtype == expected_dtype, (key, entry[name].dtype)
                 _assert_bitwise(entry[name], r)
 
 
-@pytest.mark.parametrize(("param_dtype", "state_dtype", "grad_scale"),
-                         [("float32", "bfloat16", 1.0), ("bfloat16", "bfloat16", 2.0**-4), ("bfloat16", "bfloat16", 1.0),
-                          ("bfloat16", None, 1.0), ("bfloat16", None, 2.0**-4)],
-                         ids=["f32-params-bf16-state", "bf16-both-scaled", "bf16-both", "bf16-params",
-                              "bf16-params-scaled"])
+@pytest.mark.parametrize(
+    ("param_dtype", "state_dtype", "grad_scale"),
+    [
+        ("float32", "bfloat16", 1.0),
+        ("bfloat16", "bfloat16", 2.0**-4),
+        ("bfloat16", "bfloat16", 1.0),
+        ("bfloat16", None, 1.0),
+        ("bfloat16", None, 2.0**-4),
+    ],
+    ids=["f32-params-bf16-state", "bf16-both-scaled", "bf16-both", "bf16-params", "bf16-params-scaled"],
+)
 @pytest.mark.parametrize(("info", "options"), CASES, ids=IDS)
 def test_fused_loop_equals_staged_loop(info, options, param_dtype, state_dtype, grad_scale):
     """bfloat16 parameters and bfloat16 state take the fused loop, converting in registers; staging (the knob
@@ -212,8 +258,10 @@ def test_fused_loop_equals_staged_loop(info, options, param_dtype, state_dtype, 
 # --- accuracy against float32 --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("param_dtype", "state_dtype", "tolerance"),
-                         [("float16", None, 2e-3), ("bfloat16", None, 1e-2), ("float32", "bfloat16", 1e-2)])
+@pytest.mark.parametrize(
+    ("param_dtype", "state_dtype", "tolerance"),
+    [("float16", None, 2e-3), ("bfloat16", None, 1e-2), ("float32", "bfloat16", 1e-2)],
+)
 def test_mixed_run_tracks_float32_run(param_dtype, state_dtype, tolerance):
     """Adam on least squares, 300 steps: the 16-bit run's parameters stay within `tolerance` (relative to the
     largest |w|) of the float32 run's. Gradients are computed from the 16-bit parameters and rounded to 16 bits,
@@ -270,7 +318,10 @@ def test_bfloat16_without_ml_dtypes_raises_clearly(monkeypatch):
 def test_mixed_precision_optimizers_are_planned_with_and_without_grad_scale():
     """The steady state applies to 16-bit parameters and state too, and to scaled steps (GradScaler's):
     tests/library/test_plan.py checks it against the full step."""
-    for w, grad in [(np.zeros(8, np.float32), np.ones(8, np.float32)), (np.zeros(8, np.float16), np.ones(8, np.float16))]:
+    for w, grad in [
+        (np.zeros(8, np.float32), np.ones(8, np.float32)),
+        (np.zeros(8, np.float16), np.ones(8, np.float16)),
+    ]:
         opt = fusedoptim.Adam([w])
         opt.step([grad])
         plan = opt._plan
@@ -560,10 +611,16 @@ def test_stochastic_rounding_is_checked():
 
 
 @needs_bf16
-@pytest.mark.parametrize(("param_dtype", "state_dtype", "rounding"),
-                         [("float32", "bfloat16", "nearest"), ("bfloat16", "bfloat16", "nearest"),
-                          ("bfloat16", None, "stochastic"), ("float32", "bfloat16", "stochastic"),
-                          ("float16", None, "nearest")])
+@pytest.mark.parametrize(
+    ("param_dtype", "state_dtype", "rounding"),
+    [
+        ("float32", "bfloat16", "nearest"),
+        ("bfloat16", "bfloat16", "nearest"),
+        ("bfloat16", None, "stochastic"),
+        ("float32", "bfloat16", "stochastic"),
+        ("float16", None, "nearest"),
+    ],
+)
 @pytest.mark.parametrize("cls", [fusedoptim.Adam, fusedoptim.SGD], ids=["Adam", "SGD"])
 def test_large_mixed_steps_split_over_threads_bit_for_bit(cls, param_dtype, state_dtype, rounding):
     """Above the parallel grain a step splits over threads at cache-line boundaries, and the mixed-precision loops

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 
 from fusedoptim import functional, reference
+from registry import ALL_CASES, ALL_IDS, make_grads, make_params
 
 STEPS = 8
 

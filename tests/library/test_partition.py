@@ -33,8 +33,9 @@ def expected_threads(total: int, num_threads: int, grain: int) -> int:
     return 1 if by_work < 2 or num_threads <= 1 else min(by_work, num_threads)
 
 
-def check_partition(sizes: list[int], num_threads: int, grain: int, itemsize: int,
-                    misalign: list[int] | None = None) -> list[list[tuple[int, int, int]]]:
+def check_partition(
+    sizes: list[int], num_threads: int, grain: int, itemsize: int, misalign: list[int] | None = None
+) -> list[list[tuple[int, int, int]]]:
     misalign = misalign or [0] * len(sizes)
     per_thread = _core._partition(sizes, num_threads, grain, itemsize, misalign)
     offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()

@@ -15,7 +15,6 @@ import pytest
 
 import fusedoptim
 from fusedoptim import _core
-
 from registry import OPTIMIZERS, make_grads
 
 PLANNED = OPTIMIZERS  # every family has a steady-state plan
@@ -238,8 +237,15 @@ def test_mutable_hyperparameters_are_checked_every_step():
 
 MIXED = [info for info in PLANNED if info.cls.mixed_precision]
 # (parameter dtype, state_dtype, rounding)
-MODES = [("float16", None), ("bfloat16", None), ("float32", "bfloat16"), ("float32", "float16"),
-         ("bfloat16", "bfloat16"), ("bfloat16", None, "stochastic"), ("float32", "bfloat16", "stochastic")]
+MODES = [
+    ("float16", None),
+    ("bfloat16", None),
+    ("float32", "bfloat16"),
+    ("float32", "float16"),
+    ("bfloat16", "bfloat16"),
+    ("bfloat16", None, "stochastic"),
+    ("float32", "bfloat16", "stochastic"),
+]
 MODES = [m if len(m) == 3 else (*m, "nearest") for m in MODES]
 
 
@@ -347,7 +353,14 @@ def test_step_plan_refuses_misuse():
     assert opt.state[0]["step"] == 2
     with pytest.raises(RuntimeError, match="bind"):
         plan.run()  # a binding runs once
-    step = _core.adam_prepare([p], [g], [np.zeros_like(p)], [np.zeros_like(p)], None, [1],
-                              _core.AdamHyper(1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False))
+    step = _core.adam_prepare(
+        [p],
+        [g],
+        [np.zeros_like(p)],
+        [np.zeros_like(p)],
+        None,
+        [1],
+        _core.AdamHyper(1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False),
+    )
     with pytest.raises(ValueError, match="do not match the groups"):
         _core.StepPlan([step], [_core.GroupSnapshot(opt.param_groups[0], [], (), ())], [], [])

@@ -16,43 +16,97 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from registry import OPTIMIZERS, OptimInfo
 
 from fusedoptim import Adam, _core, functional, reference
+from registry import OPTIMIZERS, OptimInfo
 
 BY_NAME = {info.name: info for info in OPTIMIZERS}
 LAMB_INFO = BY_NAME["LAMB"]
 
 # Derandomized: the examples are a fixed function of the test, so CI is reproducible; no database is read or
 # written. The example counts keep the whole file well under a minute on two cores.
-PROPERTY = {"derandomize": True, "database": None, "deadline": None, "print_blob": False,
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+PROPERTY = {
+    "derandomize": True,
+    "database": None,
+    "deadline": None,
+    "print_blob": False,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
 
 # --- hyperparameters ---------------------------------------------------------------------------------------
 
 # The kind of every constructor argument (the valid domain comes from the kind). `test_the_table_lists_every_
 # hyperparameter` keeps this in step with the classes.
 NONNEG, UNIT, UNIT_CLOSED, BOOL, BETAS, BETAS_CLOSED, CHOICE, ETAS, STEP_SIZES = (
-    "nonneg", "unit", "unit-closed", "bool", "betas", "betas-closed", "choice", "etas", "step-sizes")
+    "nonneg",
+    "unit",
+    "unit-closed",
+    "bool",
+    "betas",
+    "betas-closed",
+    "choice",
+    "etas",
+    "step-sizes",
+)
 HYPER: dict[str, dict[str, str]] = {
-    "SGD": {"lr": NONNEG, "momentum": NONNEG, "dampening": NONNEG, "weight_decay": NONNEG, "nesterov": BOOL,
-            "maximize": BOOL, "momentum_init": CHOICE},
-    "Adagrad": {"lr": NONNEG, "lr_decay": NONNEG, "weight_decay": NONNEG, "initial_accumulator_value": NONNEG,
-                "eps": NONNEG, "maximize": BOOL},
-    "RMSprop": {"lr": NONNEG, "alpha": UNIT_CLOSED, "eps": NONNEG, "weight_decay": NONNEG, "momentum": NONNEG,
-                "centered": BOOL, "maximize": BOOL, "eps_in_sqrt": BOOL},
-    "Adam": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "amsgrad": BOOL,
-             "maximize": BOOL, "decoupled_weight_decay": BOOL},
-    "AdamW": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "amsgrad": BOOL,
-              "maximize": BOOL},
+    "SGD": {
+        "lr": NONNEG,
+        "momentum": NONNEG,
+        "dampening": NONNEG,
+        "weight_decay": NONNEG,
+        "nesterov": BOOL,
+        "maximize": BOOL,
+        "momentum_init": CHOICE,
+    },
+    "Adagrad": {
+        "lr": NONNEG,
+        "lr_decay": NONNEG,
+        "weight_decay": NONNEG,
+        "initial_accumulator_value": NONNEG,
+        "eps": NONNEG,
+        "maximize": BOOL,
+    },
+    "RMSprop": {
+        "lr": NONNEG,
+        "alpha": UNIT_CLOSED,
+        "eps": NONNEG,
+        "weight_decay": NONNEG,
+        "momentum": NONNEG,
+        "centered": BOOL,
+        "maximize": BOOL,
+        "eps_in_sqrt": BOOL,
+    },
+    "Adam": {
+        "lr": NONNEG,
+        "betas": BETAS,
+        "eps": NONNEG,
+        "weight_decay": NONNEG,
+        "amsgrad": BOOL,
+        "maximize": BOOL,
+        "decoupled_weight_decay": BOOL,
+    },
+    "AdamW": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "amsgrad": BOOL, "maximize": BOOL},
     "Adadelta": {"lr": NONNEG, "rho": UNIT_CLOSED, "eps": NONNEG, "weight_decay": NONNEG, "maximize": BOOL},
     "Adamax": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "maximize": BOOL},
-    "NAdam": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "momentum_decay": NONNEG,
-              "decoupled_weight_decay": BOOL, "maximize": BOOL},
-    "RAdam": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "decoupled_weight_decay": BOOL,
-              "maximize": BOOL},
+    "NAdam": {
+        "lr": NONNEG,
+        "betas": BETAS,
+        "eps": NONNEG,
+        "weight_decay": NONNEG,
+        "momentum_decay": NONNEG,
+        "decoupled_weight_decay": BOOL,
+        "maximize": BOOL,
+    },
+    "RAdam": {
+        "lr": NONNEG,
+        "betas": BETAS,
+        "eps": NONNEG,
+        "weight_decay": NONNEG,
+        "decoupled_weight_decay": BOOL,
+        "maximize": BOOL,
+    },
     "Lion": {"lr": NONNEG, "betas": BETAS_CLOSED, "weight_decay": NONNEG, "maximize": BOOL},
     "LAMB": {"lr": NONNEG, "betas": BETAS, "eps": NONNEG, "weight_decay": NONNEG, "maximize": BOOL},
     "ASGD": {"lr": NONNEG, "lambd": NONNEG, "alpha": NONNEG, "t0": NONNEG, "weight_decay": NONNEG, "maximize": BOOL},
@@ -78,12 +132,19 @@ def _wide(kind: str) -> st.SearchStrategy:
     `-lr` is then the int 0 (+0.0) where the kernel's is -0.0, so sgd_([-0.0], [-0.0], lr=0) leaves -0.0 in
     the reference and +0.0 in the kernel (lr=0.0 gives +0.0 in both)."""
     if kind == NONNEG:
-        return st.one_of(st.sampled_from([0.0, 1e-3, 0.1, 1.0, 1, 3]), st.floats(0, 10),
-                         st.floats(0, 1e30), st.floats(0, 1).map(np.float64))
+        return st.one_of(
+            st.sampled_from([0.0, 1e-3, 0.1, 1.0, 1, 3]),
+            st.floats(0, 10),
+            st.floats(0, 1e30),
+            st.floats(0, 1).map(np.float64),
+        )
     if kind in (UNIT, UNIT_CLOSED):
         top = st.floats(0, 1) if kind == UNIT_CLOSED else st.floats(0, 1, exclude_max=True)
-        return st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.999] + ([1.0] if kind == UNIT_CLOSED else [])), top,
-                         st.floats(0.99, 1, exclude_max=True))
+        return st.one_of(
+            st.sampled_from([0.0, 0.5, 0.9, 0.999] + ([1.0] if kind == UNIT_CLOSED else [])),
+            top,
+            st.floats(0.99, 1, exclude_max=True),
+        )
     if kind in (BETAS, BETAS_CLOSED):
         one = _wide(UNIT_CLOSED if kind == BETAS_CLOSED else UNIT)
         return st.one_of(st.tuples(one, one), st.lists(one, min_size=2, max_size=2))
@@ -113,11 +174,18 @@ def _wide(kind: str) -> st.SearchStrategy:
 #   when centered (the equality property keeps every alpha).
 # - LAMB: see test_lamb_subnormal_gradients_give_finite_parameters (xfail).
 _SANE = {
-    "lr": st.floats(0, 1), "weight_decay": st.floats(0, 1), "momentum": st.floats(0, 1),
-    "dampening": st.floats(0, 1), "lr_decay": st.floats(0, 1), "initial_accumulator_value": st.floats(0, 1),
-    "eps": st.floats(1e-8, 0.1), "momentum_decay": st.floats(0, 1),
+    "lr": st.floats(0, 1),
+    "weight_decay": st.floats(0, 1),
+    "momentum": st.floats(0, 1),
+    "dampening": st.floats(0, 1),
+    "lr_decay": st.floats(0, 1),
+    "initial_accumulator_value": st.floats(0, 1),
+    "eps": st.floats(1e-8, 0.1),
+    "momentum_decay": st.floats(0, 1),
     # ASGD's decay factor 1 - lambd*eta must not grow the parameters like (lambd*lr)**t
-    "lambd": st.floats(0, 1), "alpha": st.floats(0, 1), "t0": st.floats(0, 1e6),
+    "lambd": st.floats(0, 1),
+    "alpha": st.floats(0, 1),
+    "t0": st.floats(0, 1e6),
     "etas": st.tuples(st.floats(0.1, 0.9), st.floats(1.1, 2.0)),
     "step_sizes": st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda pair: tuple(sorted(pair))),
 }
@@ -168,10 +236,14 @@ def arrays_case(draw, finite_only: bool = False):
         "dtype": draw(st.sampled_from([np.float32, np.float64])),
         "shapes": draw(st.lists(SHAPES, min_size=1, max_size=3)),
         "seed": draw(st.integers(0, 2**32 - 1)),
-        "pscale": draw(st.sampled_from([0.0, 1e-3, 1.0, 1e3]) if finite_only else
-                       st.sampled_from([0.0, 1e-30, 1e-3, 1.0, 1e3, 1e30])),
-        "gscale": draw(st.sampled_from([1e-3, 1.0, 1e3]) if finite_only else
-                       st.sampled_from([0.0, 1e-30, 1e-3, 1.0, 1e3, 1e30])),
+        "pscale": draw(
+            st.sampled_from([0.0, 1e-3, 1.0, 1e3])
+            if finite_only
+            else st.sampled_from([0.0, 1e-30, 1e-3, 1.0, 1e3, 1e30])
+        ),
+        "gscale": draw(
+            st.sampled_from([1e-3, 1.0, 1e3]) if finite_only else st.sampled_from([0.0, 1e-30, 1e-3, 1.0, 1e3, 1e30])
+        ),
         "specials": False if finite_only else draw(st.booleans()),
         "offset": draw(st.integers(0, 3)),  # views that start off a cache line (as slices of a bigger buffer)
         "steps": draw(st.integers(1, 4)),
@@ -258,8 +330,13 @@ def assert_lamb_close(kernel: np.ndarray, ref: np.ndarray, before: np.ndarray, w
 
 def _known_reference_bug(info, opts, case) -> bool:
     """Cases the reference once failed on (SGD momentum on 0-d parameters, fixed; kept to narrow one test)."""
-    return (info.name == "SGD" and opts["momentum"] != 0 and opts["momentum_init"] == "grad"
-            and bool(opts["maximize"] or opts["weight_decay"] != 0) and () in case["shapes"])
+    return (
+        info.name == "SGD"
+        and opts["momentum"] != 0
+        and opts["momentum_init"] == "grad"
+        and bool(opts["maximize"] or opts["weight_decay"] != 0)
+        and () in case["shapes"]
+    )
 
 
 def _run_both(info, opts, case):
@@ -332,8 +409,9 @@ def test_finite_inputs_give_finite_outputs(info, data):
 
 # --- invalid hyperparameters -------------------------------------------------------------------------------
 
-_WRONG_TYPES = st.sampled_from(["0.1", None, [0.1], (0.1,), complex(0.1, 0), b"1", {"lr": 0.1},
-                                np.array([0.1]), np.array(0.1), True, False])
+_WRONG_TYPES = st.sampled_from(
+    ["0.1", None, [0.1], (0.1,), complex(0.1, 0), b"1", {"lr": 0.1}, np.array([0.1]), np.array(0.1), True, False]
+)
 _NOT_A_NUMBER = st.sampled_from([math.nan, math.inf, -math.inf, np.float64("nan"), np.float32("inf")])
 
 
@@ -352,8 +430,9 @@ def _invalid(kind: str) -> st.SearchStrategy:
     if kind == CHOICE:
         return st.sampled_from(["Grad", "zero", "", None, 0, ("grad",)])
     if kind == ETAS:  # a pair out of order or out of range
-        return st.sampled_from([(0.0, 1.2), (1.0, 1.2), (0.5, 1.0), (1.5, 1.2), (0.5, 0.9), (-0.5, 1.2),
-                                (0.5, math.inf), (math.nan, 1.2)])
+        return st.sampled_from(
+            [(0.0, 1.2), (1.0, 1.2), (0.5, 1.0), (1.5, 1.2), (0.5, 0.9), (-0.5, 1.2), (0.5, math.inf), (math.nan, 1.2)]
+        )
     if kind == STEP_SIZES:  # a negative, NaN or infinite size, or the minimum above the maximum
         return st.sampled_from([(-1.0, 50.0), (1e-6, -1.0), (2.0, 1.0), (math.nan, 1.0), (0.0, math.inf)])
     raise AssertionError(kind)
@@ -368,8 +447,9 @@ def invalid_options(draw, info: OptimInfo):
     class_only = name in CLASS_ONLY
     if kind in (BETAS, BETAS_CLOSED):
         if draw(st.booleans()):  # not a pair at all: only the classes take betas (the functions take beta1, beta2)
-            opts[name] = draw(st.sampled_from([0.9, (0.9,), (0.9, 0.99, 0.999), "ab", None, {0.9, 0.99},
-                                               np.array([0.9, 0.99])]))
+            opts[name] = draw(
+                st.sampled_from([0.9, (0.9,), (0.9, 0.99, 0.999), "ab", None, {0.9, 0.99}, np.array([0.9, 0.99])])
+            )
             class_only = True
         else:
             which = draw(st.integers(0, 1))
@@ -460,8 +540,9 @@ def test_invalid_hyperparameters_are_rejected_before_anything_changes(info, data
     # The functional form and the reference refuse it too, after a valid step, leaving params and state as
     # they were (momentum buffers not created yet stay None, NAdam's mu_products keep their values).
     for module in (functional, reference):
-        params = _small_params(dtype, 1, zero_d=module is functional or not _known_reference_bug(
-            info, good, {"shapes": [()]}))
+        params = _small_params(
+            dtype, 1, zero_d=module is functional or not _known_reference_bug(info, good, {"shapes": [()]})
+        )
         state = info.init_state(params, good)
         for t in (1, 2):  # before the first step (fresh state) and after a valid one
             params_before, state_before = [p.copy() for p in params], _copy_state(state)
@@ -532,9 +613,12 @@ def test_reference_with_float32_scalar_hyperparameters(name):
     assert_bitwise(results[0], results[1], "params[0]")
 
 
-@pytest.mark.xfail(strict=True, reason="LAMB (kernel and reference alike, as optax) rounds the trust ratio "
-                   "||p||/||u|| to float32 before scaling u: with subnormal gradients ||u|| ~ 1e-39, the ratio "
-                   "overflows to inf and finite inputs give -inf, though the update lr*||p||*u/||u|| is bounded")
+@pytest.mark.xfail(
+    strict=True,
+    reason="LAMB (kernel and reference alike, as optax) rounds the trust ratio "
+    "||p||/||u|| to float32 before scaling u: with subnormal gradients ||u|| ~ 1e-39, the ratio "
+    "overflows to inf and finite inputs give -inf, though the update lr*||p||*u/||u|| is bounded",
+)
 def test_lamb_subnormal_gradients_give_finite_parameters():
     for module in (functional, reference):
         p = np.full(100, 100.0, np.float32)
@@ -548,5 +632,12 @@ def test_an_int_too_large_for_a_float_is_an_invalid_value():
     with pytest.raises(ValueError, match="Invalid learning rate"):
         Adam(params, lr=10**400)
     with pytest.raises(ValueError, match="Invalid learning rate"):
-        functional.adam_(params, [np.ones_like(p) for p in params], [np.zeros_like(p) for p in params],
-                         [np.zeros_like(p) for p in params], None, [1] * len(params), lr=10**400)
+        functional.adam_(
+            params,
+            [np.ones_like(p) for p in params],
+            [np.zeros_like(p) for p in params],
+            [np.zeros_like(p) for p in params],
+            None,
+            [1] * len(params),
+            lr=10**400,
+        )

@@ -26,11 +26,11 @@ import zipfile
 
 import numpy as np
 import pytest
-from registry import OPTIMIZERS, make_grads
 
 import fusedoptim
 from fusedoptim import _core, functional
 from fusedoptim.lr_scheduler import StepLR
+from registry import OPTIMIZERS, make_grads
 
 # What a fresh Python process needs on sys.path to import this module: tests/library (this module) and tests/
 # (registry.py, support/).
@@ -138,8 +138,9 @@ def _digest(params, opt=None, extra=()) -> str:
 def _train(info, dtype, offset, specials, clip, steps=7) -> str:
     rng = np.random.default_rng(0)
     params = _placed([rng.standard_normal(n).astype(dtype) for n in SIZES], offset)
-    opt = info.cls([{"params": params[:4]}, {"params": params[4:], "lr": RICH[info.name].get("lr", 1.0) / 2}],
-                   **RICH[info.name])
+    opt = info.cls(
+        [{"params": params[:4]}, {"params": params[4:], "lr": RICH[info.name].get("lr", 1.0) / 2}], **RICH[info.name]
+    )
     for t in range(steps):
         grads = _placed(make_grads(params, t, specials=specials and t == 3), offset + 1)
         kwargs = {"max_grad_norm": 50.0, "skip_if_nonfinite": t % 2 == 0} if clip else {}
@@ -155,8 +156,9 @@ def _runs():
     default = _core.simd_level()
     runs = [(default, threads, grain, 0) for threads, grain in CONFIGS]
     runs += [(default, 1, 32768, 3), (default, 2, 7, 3)]
-    runs += [(simd, *c) for simd in _core.supported_simd_levels() if simd != default
-             for c in [(1, 32768, 0), (2, 7, 3)]]
+    runs += [
+        (simd, *c) for simd in _core.supported_simd_levels() if simd != default for c in [(1, 32768, 0), (2, 7, 3)]
+    ]
     return runs
 
 
@@ -196,8 +198,9 @@ def test_norms_and_clipping_are_bitwise_identical_for_any_threads_chunking_simd_
     """get_total_norm and clip_grad_norm_ (the norm and the clipped gradients) for every configuration; also
     with a NaN in one array (the norm is NaN in every configuration)."""
     rng = np.random.default_rng(7)
-    values = [(10 * rng.standard_normal(n)).astype(np.float32 if i % 2 else np.float64)
-              for i, n in enumerate(NORM_SIZES)]
+    values = [
+        (10 * rng.standard_normal(n)).astype(np.float32 if i % 2 else np.float64) for i, n in enumerate(NORM_SIZES)
+    ]
     f32 = [v for v in values if v.dtype == np.float32]
     results = {}
     for simd in _core.supported_simd_levels():
@@ -211,7 +214,14 @@ def test_norms_and_clipping_are_bitwise_identical_for_any_threads_chunking_simd_
                     bad = _placed(f32, offset)
                     bad[3][4097] = np.nan
                     results[(simd, threads, grain, offset)] = _digest(
-                        grads, extra=(total.hex(), mixed.hex(), clipped.hex(), repr(fusedoptim.get_total_norm(bad, norm_type))))
+                        grads,
+                        extra=(
+                            total.hex(),
+                            mixed.hex(),
+                            clipped.hex(),
+                            repr(fusedoptim.get_total_norm(bad, norm_type)),
+                        ),
+                    )
     assert len(set(results.values())) == 1
 
 
@@ -229,8 +239,9 @@ def test_repeated_runs_in_a_fresh_process_give_the_same_bits(tmp_path):
         "print(' '.join(r._train(info, np.float32, 1, True, True) for info in r.OPTIMIZERS))\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True, env=env,
-                         timeout=120).stdout.split()
+    out = subprocess.run(
+        [sys.executable, str(script)], check=True, capture_output=True, text=True, env=env, timeout=120
+    ).stdout.split()
     with knobs(1, 32768):
         here = [_train(info, np.float32, 0, True, True) for info in OPTIMIZERS]
     assert out == here
@@ -260,7 +271,7 @@ def _run_threads(*workers):
         try:
             barrier.wait()
             work()
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=wrap, args=(w,)) for w in workers]
@@ -314,6 +325,7 @@ def _concurrent_run(a_info, b_info, kernel_threads):
                     start = time.perf_counter()
                     opt.step([g.copy() for g in bank[t % 3]], **kwargs)
                     times[key].append((start, time.perf_counter()))
+
             return work
 
         def norm_work():
@@ -332,8 +344,15 @@ def _concurrent_run(a_info, b_info, kernel_threads):
             a_ref.step([g.copy() for g in a_bank[t % 3]])
         for t in range(STEPS):
             b_ref.step([g.copy() for g in b_bank[t % 3]], max_grad_norm=100.0)
-    return (_overlaps(times["a"], times["b"]), _digest(a_params, a_opt), _digest(a_ref_params, a_ref),
-            _digest(b_params, b_opt), _digest(b_ref_params, b_ref), norms, expected_norm)
+    return (
+        _overlaps(times["a"], times["b"]),
+        _digest(a_params, a_opt),
+        _digest(a_ref_params, a_ref),
+        _digest(b_params, b_opt),
+        _digest(b_ref_params, b_ref),
+        norms,
+        expected_norm,
+    )
 
 
 @pytest.mark.parametrize("info", [OPTIMIZERS[3], OPTIMIZERS[-1]], ids=["Adam", "LAMB"])
@@ -361,6 +380,7 @@ def test_one_optimizer_stepped_from_two_threads_is_refused_or_serialised(info):
                     except RuntimeError as e:
                         refused.append(e)
                     times[i].append((start, time.perf_counter()))
+
             return run
 
         _run_threads(work(0), work(1))
@@ -508,8 +528,9 @@ def allocation_counts(tmp_path_factory):
     script = work / "run.py"
     script.write_text(_COUNT_ALLOC_RUNNER.format(paths=[HERE, TESTS]))
     env = {**os.environ, "LD_PRELOAD": str(library)}
-    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True, env=env,
-                         timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, str(script)], check=True, capture_output=True, text=True, env=env, timeout=300
+    ).stdout
     return json.loads(out.splitlines()[-1])
 
 
@@ -572,8 +593,9 @@ def _failing_calls():
 
     def bad_hyper():
         p = fresh()
-        functional.adam_(p, fresh(), [np.zeros_like(x) for x in p], [np.zeros_like(x) for x in p], None, [1, 1],
-                         lr=-1.0)
+        functional.adam_(
+            p, fresh(), [np.zeros_like(x) for x in p], [np.zeros_like(x) for x in p], None, [1, 1], lr=-1.0
+        )
 
     def bad_steps():
         p = fresh()
@@ -581,15 +603,17 @@ def _failing_calls():
 
     def read_only_at_run():
         p = fresh()
-        step, _ = functional._sgd_prepare(p, fresh(), None, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                                          nesterov=False, maximize=False)
+        step, _ = functional._sgd_prepare(
+            p, fresh(), None, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
+        )
         p[0].flags.writeable = False
         step.run()
 
     def run_twice():
         p = fresh()
-        step, _ = functional._sgd_prepare(p, fresh(), None, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                                          nesterov=False, maximize=False)
+        step, _ = functional._sgd_prepare(
+            p, fresh(), None, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
+        )
         step.run()
         step.run()
 
@@ -601,8 +625,21 @@ def _failing_calls():
         g[0][7] = np.inf
         fusedoptim.clip_grad_norm_(g, 1.0, error_if_nonfinite=True)
 
-    return keep, opt, [wrong_dtype, aliased, state_aliased, bad_hyper, bad_steps, read_only_at_run, run_twice,
-                       bad_state_dict, nonfinite_clip]
+    return (
+        keep,
+        opt,
+        [
+            wrong_dtype,
+            aliased,
+            state_aliased,
+            bad_hyper,
+            bad_steps,
+            read_only_at_run,
+            run_twice,
+            bad_state_dict,
+            nonfinite_clip,
+        ],
+    )
 
 
 def test_failed_calls_leak_neither_memory_nor_references():
@@ -684,8 +721,10 @@ def _with_scheduler_entry(manifest, key, value):
 def _npy(header_dtype, header_shape, data=b""):
     """.npy bytes with the header given (which need not describe ``data``)."""
     out = io.BytesIO()
-    np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(header_dtype)),
-                                               "fortran_order": False, "shape": header_shape})
+    np.lib.format.write_array_header_1_0(
+        out,
+        {"descr": np.lib.format.dtype_to_descr(np.dtype(header_dtype)), "fortran_order": False, "shape": header_shape},
+    )
     return out.getvalue() + data
 
 
@@ -719,87 +758,144 @@ CORRUPTIONS = {
     "zip directory cut": (lambda p, a, m, raw: p.write_bytes(raw[:-30]), _NOT_READABLE),
     "last byte missing": (lambda p, a, m, raw: p.write_bytes(raw[:-1]), _NOT_READABLE),
     "random bytes": (lambda p, a, m, raw: p.write_bytes(np.random.default_rng(0).bytes(len(raw))), _NOT_READABLE),
-    "a .npy file": (lambda p, a, m, raw: p.write_bytes(_npy(np.float32, (3,), bytes(12))),
-                    _NOT_READABLE + " \\(it is a .npy file"),
-    "flipped byte (CRC)": (lambda p, a, m, raw: p.write_bytes(raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:]),
-                           "damaged.npz: member '__manifest__.npy' is damaged .*Bad CRC-32"),
-    "corrupt deflate stream": (lambda p, a, m, raw: _corrupt_deflated(p, a, _first_array_key(m)),
-                               "member 'array_\\d+.npy' is damaged \\(zlib.error"),
-    "pickled object array": (lambda p, a, m, raw: _rewrite(p, a, add={_first_array_key(m): np.array([{}], object)}),
-                             "member 'array_\\d+.npy' holds an array of dtype object"),
+    "a .npy file": (
+        lambda p, a, m, raw: p.write_bytes(_npy(np.float32, (3,), bytes(12))),
+        _NOT_READABLE + " \\(it is a .npy file",
+    ),
+    "flipped byte (CRC)": (
+        lambda p, a, m, raw: p.write_bytes(raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:]),
+        "damaged.npz: member '__manifest__.npy' is damaged .*Bad CRC-32",
+    ),
+    "corrupt deflate stream": (
+        lambda p, a, m, raw: _corrupt_deflated(p, a, _first_array_key(m)),
+        "member 'array_\\d+.npy' is damaged \\(zlib.error",
+    ),
+    "pickled object array": (
+        lambda p, a, m, raw: _rewrite(p, a, add={_first_array_key(m): np.array([{}], object)}),
+        "member 'array_\\d+.npy' holds an array of dtype object",
+    ),
     "2**40 values declared": (
         lambda p, a, m, raw: _zip(p, a, replace={_first_array_key(m): _npy(np.float32, (2**40,), bytes(16))}),
-        "member 'array_\\d+.npy' declares a float32 array of shape \\(1099511627776,\\) \\(4398046511104 bytes\\)"),
+        "member 'array_\\d+.npy' declares a float32 array of shape \\(1099511627776,\\) \\(4398046511104 bytes\\)",
+    ),
     "fewer values than declared": (
         lambda p, a, m, raw: _zip(p, a, replace={_first_array_key(m): _npy(np.float32, (3, 4), bytes(40))}),
-        "declares a float32 array of shape \\(3, 4\\) \\(48 bytes\\), but holds 40 bytes"),
+        "declares a float32 array of shape \\(3, 4\\) \\(48 bytes\\), but holds 40 bytes",
+    ),
     "manifest not JSON": (lambda p, a, m, raw: _rewrite(p, a, "{not json"), "damaged.npz: damaged manifest"),
     "manifest cut short": (lambda p, a, m, raw: _rewrite(p, a, json.dumps(m)[:-40]), "damaged manifest"),
-    "manifest of bytes": (lambda p, a, m, raw: _rewrite(p, a, add={"__manifest__": np.frombuffer(b"{x", np.uint8)}),
-                          "damaged manifest"),
-    "manifest nested 100,000 deep": (lambda p, a, m, raw: _rewrite(p, a, "[" * 100_000 + "]" * 100_000),
-                                     "damaged manifest"),
+    "manifest of bytes": (
+        lambda p, a, m, raw: _rewrite(p, a, add={"__manifest__": np.frombuffer(b"{x", np.uint8)}),
+        "damaged manifest",
+    ),
+    "manifest nested 100,000 deep": (
+        lambda p, a, m, raw: _rewrite(p, a, "[" * 100_000 + "]" * 100_000),
+        "damaged manifest",
+    ),
     "manifest a list": (lambda p, a, m, raw: _rewrite(p, a, "[1, 2]"), "not a fusedoptim checkpoint"),
-    "other format": (lambda p, a, m, raw: _rewrite(p, a, _with(m, format="something-else")),
-                     "not a fusedoptim checkpoint"),
+    "other format": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, format="something-else")),
+        "not a fusedoptim checkpoint",
+    ),
     "version 2": (lambda p, a, m, raw: _rewrite(p, a, _with(m, version=2)), "checkpoint version 2 is not supported"),
-    "version as text": (lambda p, a, m, raw: _rewrite(p, a, _with(m, version="1")),
-                        "checkpoint version '1' is not supported"),
-    "version missing": (lambda p, a, m, raw: _rewrite(p, a, {k: v for k, v in m.items() if k != "version"}),
-                        "checkpoint version None is not supported"),
-    "array missing": (lambda p, a, m, raw: _rewrite(p, a, drop=(_first_array_key(m),)),
-                      _DAMAGED_ENTRY + ": array 'array_\\d+' is missing"),
+    "version as text": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, version="1")),
+        "checkpoint version '1' is not supported",
+    ),
+    "version missing": (
+        lambda p, a, m, raw: _rewrite(p, a, {k: v for k, v in m.items() if k != "version"}),
+        "checkpoint version None is not supported",
+    ),
+    "array missing": (
+        lambda p, a, m, raw: _rewrite(p, a, drop=(_first_array_key(m),)),
+        _DAMAGED_ENTRY + ": array 'array_\\d+' is missing",
+    ),
     "array key not a string": (
         lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__dict__": [["a", {"__array__": ["x"]}]]})),
-        _DAMAGED_ENTRY),
+        _DAMAGED_ENTRY,
+    ),
     "bfloat16 array not stored as bits": (
-        lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__dict__": [["a", {"__array__": _first_array_key(m),
-                                                                                "dtype": "bfloat16"}]]})),
-        _DAMAGED_ENTRY + ": bfloat16 array 'array_\\d+' is not stored as uint16 bits"),
-    "unknown manifest entry": (lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__set__": [1]})),
-                               _DAMAGED_ENTRY + ": unknown entry"),
-    "dict entry not a pair": (lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__dict__": [[1]]})),
-                              _DAMAGED_ENTRY + ": a dict entry is not a list of \\[key, value\\] pairs"),
+        lambda p, a, m, raw: _rewrite(
+            p, a, _with(m, extra={"__dict__": [["a", {"__array__": _first_array_key(m), "dtype": "bfloat16"}]]})
+        ),
+        _DAMAGED_ENTRY + ": bfloat16 array 'array_\\d+' is not stored as uint16 bits",
+    ),
+    "unknown manifest entry": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__set__": [1]})),
+        _DAMAGED_ENTRY + ": unknown entry",
+    ),
+    "dict entry not a pair": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__dict__": [[1]]})),
+        _DAMAGED_ENTRY + ": a dict entry is not a list of \\[key, value\\] pairs",
+    ),
     "tuple entry not a list": (
         lambda p, a, m, raw: _rewrite(p, a, _with(m, extra={"__dict__": [["a", {"__tuple__": 5}]]})),
-        _DAMAGED_ENTRY + ": a tuple entry is not a list"),
-    "extra not a dict": (lambda p, a, m, raw: _rewrite(p, a, _with(m, extra=[1, 2])),
-                         _DAMAGED_ENTRY + ": its 'extra' entry is not a dict"),
-    "no optimizer state": (lambda p, a, m, raw: _rewrite(p, a, _with(m, optimizer=None)),
-                           "checkpoint holds no optimizer state"),
-    "no scheduler state": (lambda p, a, m, raw: _rewrite(p, a, _with(m, scheduler=None)),
-                           "checkpoint holds no scheduler state"),
-    "optimizer state a list": (lambda p, a, m, raw: _rewrite(p, a, _with(m, optimizer=[1])),
-                               "state_dict must be a mapping"),
-    "state array of another shape": (lambda p, a, m, raw: _rewrite(p, a, add={_first_array_key(m): np.zeros(5, np.float32)}),
-                                     "has shape \\(5,\\) but its parameter has shape"),
-    "scheduler state a list": (lambda p, a, m, raw: _rewrite(p, a, _with(m, scheduler=[1])),
-                               "damaged.npz: state_dict must be a mapping, got list"),
+        _DAMAGED_ENTRY + ": a tuple entry is not a list",
+    ),
+    "extra not a dict": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, extra=[1, 2])),
+        _DAMAGED_ENTRY + ": its 'extra' entry is not a dict",
+    ),
+    "no optimizer state": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, optimizer=None)),
+        "checkpoint holds no optimizer state",
+    ),
+    "no scheduler state": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, scheduler=None)),
+        "checkpoint holds no scheduler state",
+    ),
+    "optimizer state a list": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, optimizer=[1])),
+        "state_dict must be a mapping",
+    ),
+    "state array of another shape": (
+        lambda p, a, m, raw: _rewrite(p, a, add={_first_array_key(m): np.zeros(5, np.float32)}),
+        "has shape \\(5,\\) but its parameter has shape",
+    ),
+    "scheduler state a list": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, scheduler=[1])),
+        "damaged.npz: state_dict must be a mapping, got list",
+    ),
     "scheduler entry named step": (
         lambda p, a, m, raw: _rewrite(p, a, _with_scheduler_entry(m, "step", 3)),
-        "damaged.npz: Invalid state_dict\\['step'\\]: 3 \\(StepLR has no state named 'step'"),
-    "scheduler last_epoch -5": (lambda p, a, m, raw: _rewrite(p, a, _with_scheduler_entry(m, "last_epoch", -5)),
-                                "Invalid state_dict\\['last_epoch'\\]: -5 \\(expected an int >= -1\\)"),
+        "damaged.npz: Invalid state_dict\\['step'\\]: 3 \\(StepLR has no state named 'step'",
+    ),
+    "scheduler last_epoch -5": (
+        lambda p, a, m, raw: _rewrite(p, a, _with_scheduler_entry(m, "last_epoch", -5)),
+        "Invalid state_dict\\['last_epoch'\\]: -5 \\(expected an int >= -1\\)",
+    ),
     "scheduler base_lrs NaN": (
         lambda p, a, m, raw: _rewrite(p, a, _with_scheduler_entry(m, "base_lrs", [float("nan")])),
-        "Invalid state_dict\\['base_lrs'\\]: \\[nan\\]"),
-    "scheduler gamma negative": (lambda p, a, m, raw: _rewrite(p, a, _with_scheduler_entry(m, "gamma", -0.5)),
-                                 "Invalid state_dict\\['gamma'\\]: -0.5"),
-    "parameter names differ": (lambda p, a, m, raw: _rewrite(p, a, _with(m, params={"__dict__": []})),
-                               "checkpoint parameters do not match"),
+        "Invalid state_dict\\['base_lrs'\\]: \\[nan\\]",
+    ),
+    "scheduler gamma negative": (
+        lambda p, a, m, raw: _rewrite(p, a, _with_scheduler_entry(m, "gamma", -0.5)),
+        "Invalid state_dict\\['gamma'\\]: -0.5",
+    ),
+    "parameter names differ": (
+        lambda p, a, m, raw: _rewrite(p, a, _with(m, params={"__dict__": []})),
+        "checkpoint parameters do not match",
+    ),
     "a parameter that is not an array": (
         lambda p, a, m, raw: _rewrite(p, a, _with(m, params={"__dict__": [["w", 5], ["b", 7]]})),
-        _DAMAGED_ENTRY + ": its parameters are not a dict of arrays"),
+        _DAMAGED_ENTRY + ": its parameters are not a dict of arrays",
+    ),
     "a parameter of another dtype": (
-        lambda p, a, m, raw: _rewrite(p, a, add={dict(m["params"]["__dict__"])["w"]["__array__"]:
-                                                 np.zeros((3, 4), np.float64)}),
-        "checkpoint parameter 'w' is float64\\[3, 4\\], the array is float32\\[3, 4\\]"),
+        lambda p, a, m, raw: _rewrite(
+            p, a, add={dict(m["params"]["__dict__"])["w"]["__array__"]: np.zeros((3, 4), np.float64)}
+        ),
+        "checkpoint parameter 'w' is float64\\[3, 4\\], the array is float32\\[3, 4\\]",
+    ),
 }
 
 
 def _snapshot(params, opt, sched):
-    return ({k: v.copy() for k, v in params.items()}, _digest(list(params.values()), opt),
-            repr(opt.param_groups), repr(sched.state_dict()))
+    return (
+        {k: v.copy() for k, v in params.items()},
+        _digest(list(params.values()), opt),
+        repr(opt.param_groups),
+        repr(sched.state_dict()),
+    )
 
 
 def _load_damaged(tmp_path, checkpoint, damage, match):

@@ -9,11 +9,11 @@ import textwrap
 
 import numpy as np
 import pytest
-from registry import low_precision_dtypes, make_grads, make_params
 
 import fusedoptim
 from fusedoptim import _core
 from fusedoptim.lr_scheduler import StepLR
+from registry import low_precision_dtypes, make_grads, make_params
 
 
 def _grads(dtype=np.float32, seed=0, scale=10.0):
@@ -28,7 +28,9 @@ def _grads(dtype=np.float32, seed=0, scale=10.0):
 def test_total_norm_matches_numpy(norm_type, dtype):
     grads = _grads(dtype)
     flat = np.concatenate([g.ravel().astype(np.float64) for g in grads])
-    expected = np.max(np.abs(flat)) if norm_type == float("inf") else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
+    expected = (
+        np.max(np.abs(flat)) if norm_type == float("inf") else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
+    )
     assert fusedoptim.get_total_norm(grads, norm_type) == pytest.approx(expected, rel=1e-12)
 
 
@@ -325,10 +327,17 @@ def _arena_and_dict(dtype=np.float32):
     return arena, separate
 
 
-@pytest.mark.parametrize(("cls", "options"), [("Adam", {"lr": 0.01, "weight_decay": 0.1}),
-                                               ("SGD", {"lr": 0.1, "momentum": 0.9}),
-                                               ("NAdam", {}), ("Adagrad", {}), ("Lion", {"lr": 0.01}),
-                                               ("RMSprop", {"centered": True, "momentum": 0.5})])
+@pytest.mark.parametrize(
+    ("cls", "options"),
+    [
+        ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
+        ("SGD", {"lr": 0.1, "momentum": 0.9}),
+        ("NAdam", {}),
+        ("Adagrad", {}),
+        ("Lion", {"lr": 0.01}),
+        ("RMSprop", {"centered": True, "momentum": 0.5}),
+    ],
+)
 def test_arena_steps_as_one_array_and_equals_separate_arrays(cls, options):
     arena, separate = _arena_and_dict()
     opt_arena = getattr(fusedoptim, cls)(arena, **options)
@@ -394,8 +403,9 @@ def test_a_training_loop_with_everything_resumes_bit_for_bit(tmp_path):
     first = build()
     run(*first, 0, 7)
     path = tmp_path / "loop.npz"
-    fusedoptim.save(path, optimizer=first[1], scheduler=first[2], params=first[0].params,
-                    extra={"ema": first[3].averages, "t": 7})
+    fusedoptim.save(
+        path, optimizer=first[1], scheduler=first[2], params=first[0].params, extra={"ema": first[3].averages, "t": 7}
+    )
     resumed = build()
     extra = fusedoptim.load(path, optimizer=resumed[1], scheduler=resumed[2], params=resumed[0].params)
     for average, saved in zip(resumed[3].averages, extra["ema"]):
@@ -432,13 +442,19 @@ def test_ema_checks_before_writing():
     with pytest.raises(ValueError, match=re.escape("params[1] must be a writeable numpy.ndarray of shape (2,)")):
         ema.copy_to([target, np.zeros(5, np.float32)])
     assert np.all(target == 0)
-    for bad in ({"decay": 0.9, "num_updates": "x", "averages": [np.full(3, 7, np.float32), np.ones(2, np.float32)]},
-                {"decay": 0.9, "num_updates": 1, "averages": [np.full(3, 7, np.float32), np.ones(2, np.complex64)]}):
+    for bad in (
+        {"decay": 0.9, "num_updates": "x", "averages": [np.full(3, 7, np.float32), np.ones(2, np.float32)]},
+        {"decay": 0.9, "num_updates": 1, "averages": [np.full(3, 7, np.float32), np.ones(2, np.complex64)]},
+    ):
         with pytest.raises((ValueError, TypeError)):
             ema.load_state_dict(bad)
         assert np.all(ema.averages[0] == 1) and ema.num_updates == 0 and ema.decay == 0.999
-    for bad_param, error in ((np.ones(3, np.float16), TypeError), (np.arange(3), TypeError),
-                             (np.ones((3, 3), np.float32).T, ValueError), ([1.0], TypeError)):
+    for bad_param, error in (
+        (np.ones(3, np.float16), TypeError),
+        (np.arange(3), TypeError),
+        (np.ones((3, 3), np.float32).T, ValueError),
+        ([1.0], TypeError),
+    ):
         with pytest.raises(error, match=re.escape("params[0]")):
             fusedoptim.EMA([bad_param])
 

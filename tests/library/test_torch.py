@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from registry import ALL_CASES, ALL_IDS
 
 torch = pytest.importorskip("torch")

@@ -24,10 +24,19 @@ tmp = Path(sys.argv[1])
 SHAPES = {"w": (7, 5), "b": (5,), "v": (37,)}  # 77 values: shard cuts fall inside arrays
 STEPS = 6
 ELEMENTWISE = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
-KWARGS = {"SGD": dict(lr=0.1, momentum=0.9, nesterov=True), "Adam": dict(lr=0.01, amsgrad=True),
-          "AdamW": dict(lr=0.01), "Adagrad": dict(lr=0.1, lr_decay=0.01), "RMSprop": dict(lr=0.01, centered=True,
-          momentum=0.5), "Adadelta": dict(), "Adamax": dict(), "NAdam": dict(), "RAdam": dict(), "Lion": dict(),
-          "LAMB": dict(lr=0.01, weight_decay=0.1)}
+KWARGS = {
+    "SGD": dict(lr=0.1, momentum=0.9, nesterov=True),
+    "Adam": dict(lr=0.01, amsgrad=True),
+    "AdamW": dict(lr=0.01),
+    "Adagrad": dict(lr=0.1, lr_decay=0.01),
+    "RMSprop": dict(lr=0.01, centered=True, momentum=0.5),
+    "Adadelta": dict(),
+    "Adamax": dict(),
+    "NAdam": dict(),
+    "RAdam": dict(),
+    "Lion": dict(),
+    "LAMB": dict(lr=0.01, weight_decay=0.1),
+}
 EXACT = size == 2  # MPI's reduction order for more ranks is its own
 
 
@@ -122,7 +131,8 @@ def check_dp_equals_single(name: str, dtype) -> None:
         assert_equal(arena.flat_params, ref.flat_params, EXACT, dtype, f"DP {name} {dtype.__name__} step {t}")
         list_grads = [mine[s].reshape(p.shape).copy() for s, p in zip(slices, separate)]
         assert dp_list.step(list_grads, **options) == plain_list.step(
-            [global_grad[s].reshape(p.shape).copy() for s, p in zip(slices, separate_ref)], **options)
+            [global_grad[s].reshape(p.shape).copy() for s, p in zip(slices, separate_ref)], **options
+        )
         for a, b in zip(separate, separate_ref):
             assert_equal(a, b, EXACT, dtype, f"DP list {name} step {t}")
     assert dp.skipped_steps == 1 and dp.last_grad_norm is not None

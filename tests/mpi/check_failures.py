@@ -53,7 +53,7 @@ def expect_failure(call: Callable[[], Any], failing: int, kind: type, text: str,
     naming the failing rank and ``where`` (the call), with the failing rank's message."""
     try:
         call()
-    except Exception as error:  # noqa: BLE001 - the type is checked below
+    except Exception as error:
         raised: BaseException = error
     else:
         raise AssertionError(f"rank {rank}: {where} did not raise ({mode})")
@@ -68,7 +68,7 @@ def expect_everywhere(call: Callable[[], Any], kind: type, text: str) -> None:
     """``call`` raises ``kind`` containing ``text`` on every rank (a failure every rank sees)."""
     try:
         call()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raised: BaseException = error
     else:
         raise AssertionError(f"rank {rank}: no error ({mode})")
@@ -91,7 +91,7 @@ def arrays_of(flat: np.ndarray) -> list[np.ndarray]:
     out, offset = [], 0
     for shape in SHAPES.values():
         n = int(np.prod(shape))
-        out.append(flat[offset: offset + n].reshape(shape).copy())
+        out.append(flat[offset : offset + n].reshape(shape).copy())
         offset += n
     return out
 
@@ -149,8 +149,11 @@ def dp_root() -> None:
     arena = new_arena()
     before = fingerprint(arena.flat_params)
     root = 1 if rank == ODD else 0
-    expect_everywhere(lambda: distributed.DataParallel(fusedoptim.Adam(arena), root=root), ValueError,
-                      f"rank {ODD} has root 1, rank 0 has 0")
+    expect_everywhere(
+        lambda: distributed.DataParallel(fusedoptim.Adam(arena), root=root),
+        ValueError,
+        f"rank {ODD} has root 1, rank 0 has 0",
+    )
     assert fingerprint(arena.flat_params) == before  # nothing was broadcast
     dp = distributed.DataParallel(fusedoptim.Adam(arena))
     arena.flat_grads[:] = local_grad(0)
@@ -161,15 +164,21 @@ def zero_shape() -> None:
     """ZeRO over separate arrays in two groups; rank ODD passes a gradient of the wrong shape. Then ZeRO over
     an arena; rank ODD passes a copy of the flat gradients."""
     params = arrays_of(np.random.default_rng(rank).standard_normal(77).astype(np.float32))
-    zero = distributed.ZeroRedundancyOptimizer(fusedoptim.Adam([{"params": params[:2]},
-                                                                {"params": params[2:], "lr": 0.003}], lr=0.01))
+    zero = distributed.ZeroRedundancyOptimizer(
+        fusedoptim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.003}], lr=0.01)
+    )
     zero.step(arrays_of(local_grad(0)))
     before = fingerprint([params, zero.state_dict()])
     bad = arrays_of(local_grad(1))
     if rank == ODD:
         bad[1] = np.ones(6, np.float32)
-    expect_failure(lambda: zero.step(bad), ODD, ValueError, "grads[1] is float32[6], its parameter float32[5]",
-                   "ZeroRedundancyOptimizer.step")
+    expect_failure(
+        lambda: zero.step(bad),
+        ODD,
+        ValueError,
+        "grads[1] is float32[6], its parameter float32[5]",
+        "ZeroRedundancyOptimizer.step",
+    )
     assert fingerprint([params, zero.state_dict()]) == before
     still_works(zero, arrays_of(local_grad(1)))
 
@@ -178,8 +187,13 @@ def zero_shape() -> None:
     stepped(zero, arena)
     before = fingerprint([arena.flat_params, arena.flat_grads, zero.state_dict()])
     bad_arena = [arena.flat_grads.copy()] if rank == ODD else arena.grads
-    expect_failure(lambda: zero.step(bad_arena), ODD, ValueError, "an arena's gradient is its own buffer",
-                   "ZeroRedundancyOptimizer.step")
+    expect_failure(
+        lambda: zero.step(bad_arena),
+        ODD,
+        ValueError,
+        "an arena's gradient is its own buffer",
+        "ZeroRedundancyOptimizer.step",
+    )
     assert fingerprint([arena.flat_params, arena.flat_grads, zero.state_dict()]) == before
     still_works(zero, arena.grads)
 
@@ -189,8 +203,13 @@ def zero_lamb() -> None:
     arena = new_arena()
     before = fingerprint(arena.flat_params)
     opt = fusedoptim.LAMB(arena.params, lr=0.01) if rank == ODD else fusedoptim.Adam(arena, lr=0.01)
-    expect_failure(lambda: distributed.ZeroRedundancyOptimizer(opt), ODD, TypeError,
-                   "whose update reduces over each whole array", "ZeroRedundancyOptimizer()")
+    expect_failure(
+        lambda: distributed.ZeroRedundancyOptimizer(opt),
+        ODD,
+        TypeError,
+        "whose update reduces over each whole array",
+        "ZeroRedundancyOptimizer()",
+    )
     assert fingerprint(arena.flat_params) == before
     zero = distributed.ZeroRedundancyOptimizer(fusedoptim.Adam(arena, lr=0.01))
     arena.flat_grads[:] = local_grad(0)
@@ -206,8 +225,11 @@ def options() -> None:
         stepped(wrapper, arena)
         before = fingerprint([arena.flat_params, wrapper.state_dict()])
         kwargs = {"max_grad_norm": 1.0} if rank == ODD else {}
-        expect_everywhere(lambda: wrapper.step(arena.grads, **kwargs), ValueError,
-                          f"{cls.__name__}.step was called with different arguments on different ranks")
+        expect_everywhere(
+            lambda: wrapper.step(arena.grads, **kwargs),
+            ValueError,
+            f"{cls.__name__}.step was called with different arguments on different ranks",
+        )
         assert fingerprint([arena.flat_params, wrapper.state_dict()]) == before
         still_works(wrapper, arena.grads)
 
@@ -222,8 +244,13 @@ def save_root() -> None:
         stepped(wrapper, arena, scheduler=sched)
         before = fingerprint([arena.flat_params, wrapper.state_dict(), sched.state_dict()])
         path = tmp / "missing" / "ckpt.npz" if rank == 0 else tmp / f"{cls.__name__}-unused.npz"
-        expect_failure(lambda: distributed.save(path, wrapper, scheduler=sched, params=arena.params), 0,
-                       FileNotFoundError, "No such file or directory", "distributed.save")
+        expect_failure(
+            lambda: distributed.save(path, wrapper, scheduler=sched, params=arena.params),
+            0,
+            FileNotFoundError,
+            "No such file or directory",
+            "distributed.save",
+        )
         assert fingerprint([arena.flat_params, wrapper.state_dict(), sched.state_dict()]) == before
         assert not (tmp / "missing").exists() and not (tmp / f"{cls.__name__}-unused.npz").exists()
         good = tmp / f"{cls.__name__}-good.npz"
@@ -244,8 +271,9 @@ def save_consolidate() -> None:
     text = "the shards disagree on state 'step' of parameter 0"
     expect_failure(zero.consolidated_state_dict, 0, ValueError, text, "consolidated_state_dict")
     path = tmp / "ckpt.npz"
-    expect_failure(lambda: distributed.save(path, zero, params=arena.params), 0, ValueError, text,
-                   "consolidated_state_dict")
+    expect_failure(
+        lambda: distributed.save(path, zero, params=arena.params), 0, ValueError, text, "consolidated_state_dict"
+    )
     assert not path.exists()
     assert fingerprint([arena.flat_params, zero.state_dict()]) == before
     if rank == ODD:
@@ -276,11 +304,17 @@ def load_damaged() -> None:
 
         before = state()
         path = damaged if rank == ODD else good
-        expect_failure(lambda: distributed.load(path, wrapper, scheduler=sched, params=arena.params), ODD,
-                       ValueError, damaged.name, "distributed.load")  # checkpoint errors name the file
+        expect_failure(
+            lambda: distributed.load(path, wrapper, scheduler=sched, params=arena.params),
+            ODD,
+            ValueError,
+            damaged.name,
+            "distributed.load",
+        )  # checkpoint errors name the file
         assert state() == before
-        expect_everywhere(lambda: distributed.load(damaged, wrapper, scheduler=sched, params=arena.params),
-                          ValueError, damaged.name)
+        expect_everywhere(
+            lambda: distributed.load(damaged, wrapper, scheduler=sched, params=arena.params), ValueError, damaged.name
+        )
         assert state() == before
         assert distributed.load(good, wrapper, scheduler=sched, params=arena.params) == {"step": 2}
         assert state() != before
@@ -300,8 +334,13 @@ def load_state_dict() -> None:
         given = saved
         if rank == ODD:
             given = {**saved, "param_groups": [{**g, "lr": -1.0} for g in saved["param_groups"]]}
-        expect_failure(lambda: wrapper.load_state_dict(given), ODD, ValueError, "Invalid learning rate: -1.0",
-                       f"{cls.__name__}.load_state_dict")
+        expect_failure(
+            lambda: wrapper.load_state_dict(given),
+            ODD,
+            ValueError,
+            "Invalid learning rate: -1.0",
+            f"{cls.__name__}.load_state_dict",
+        )
         assert fingerprint(wrapper.state_dict()) == before
         wrapper.load_state_dict(saved)
         assert fingerprint(wrapper.state_dict()) != before

@@ -28,7 +28,11 @@ except ValueError as error:
     text = str(error)
     print(f"rank {rank}: ValueError: {text}", flush=True)
     assert "do not match" in text and f"rank {size - 1} has" in text, text
-    assert ("arena shapes" in text and "(4,)" in text) if "shape" in mode else ("parameter groups" in text and "0.2" in text), text
+    assert (
+        ("arena shapes" in text and "(4,)" in text)
+        if "shape" in mode
+        else ("parameter groups" in text and "0.2" in text)
+    ), text
 else:
     raise AssertionError(f"rank {rank}: the mismatch was not detected")
 comm.Barrier()

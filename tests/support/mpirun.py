@@ -28,7 +28,7 @@ def mpiexec() -> str:
         found = None
     if found is None:
         if REQUIRE:
-            pytest.fail("FUSEDOPTIM_REQUIRE_MPI=1 but mpi4py or mpiexec is missing: pip install \"mpi4py>=4\" mpich")
+            pytest.fail('FUSEDOPTIM_REQUIRE_MPI=1 but mpi4py or mpiexec is missing: pip install "mpi4py>=4" mpich')
         pytest.skip('needs mpi4py and mpiexec: pip install "fusedoptim[mpi]"')
     return found
 
@@ -43,8 +43,9 @@ def run_mpiexec(args: list[str], timeout: float, cwd: Path) -> subprocess.Comple
     env.setdefault("MKL_NUM_THREADS", "1")
     command = [mpiexec(), "-n", "2", *args]
     # A new session, so a timeout can end the whole launcher's process group (the ranks too).
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               cwd=cwd, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, start_new_session=True
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -65,8 +65,8 @@ struct Batch {
     int64_t count;
     Options options;
     int num_threads;
-    int64_t grain;            // fewest elements per thread worth a thread
-    double* out = nullptr;    // reductions: one result per tensor (count entries)
+    int64_t grain;          // fewest elements per thread worth a thread
+    double* out = nullptr;  // reductions: one result per tensor (count entries)
 };
 
 FUSEDOPTIM_INLINE float sqrt_(float x) { return __builtin_sqrtf(x); }

@@ -37,16 +37,16 @@ FUSEDOPTIM_INLINE uint16_t f32_to_f16(float value) {
     const uint32_t sign = (x >> 16) & 0x8000u;
     uint32_t a = x & 0x7fffffffu;
     uint32_t h;
-    if (a >= 0x47800000u) {                               // |x| >= 2^16, inf or NaN
+    if (a >= 0x47800000u) {  // |x| >= 2^16, inf or NaN
         h = a > 0x7f800000u ? 0x7e00u | ((a >> 13) & 0x3ffu) : 0x7c00u;
-    } else if (a < 0x38800000u) {                         // below 2^-14: a float16 subnormal or zero
+    } else if (a < 0x38800000u) {  // below 2^-14: a float16 subnormal or zero
         // Adding 0.5 aligns the 10 kept bits at the bottom of the float; the FPU's own rounding is RNE.
         const float aligned = float_of(a) + 0.5f;
         h = bits_of(aligned) - 0x3f000000u;
     } else {
         const uint32_t odd = (a >> 13) & 1u;
-        a += 0xc8000fffu + odd;                           // rebias the exponent (15 - 127) and round half to even
-        h = a >> 13;                                      // [65520, 2^16) carries into the exponent: inf
+        a += 0xc8000fffu + odd;  // rebias the exponent (15 - 127) and round half to even
+        h = a >> 13;             // [65520, 2^16) carries into the exponent: inf
     }
     return static_cast<uint16_t>(h | sign);
 }
@@ -59,7 +59,7 @@ FUSEDOPTIM_INLINE float f16_to_f32(uint16_t value) {
     if (a >= 0x7c00u) {
         u = 0x7f800000u | ((a & 0x3ffu) << 13) | (a > 0x7c00u ? 0x400000u : 0u);
     } else if (a >= 0x400u) {
-        u = (a << 13) + 0x38000000u;                      // rebias the exponent (127 - 15)
+        u = (a << 13) + 0x38000000u;  // rebias the exponent (127 - 15)
     } else {
         u = bits_of(static_cast<float>(a) * 5.9604644775390625e-8f);  // a * 2^-24, exact
     }
@@ -112,7 +112,8 @@ FUSEDOPTIM_INLINE __m256i bf16_lanes(__m256 v) {
     const __m256i x = _mm256_castps_si256(v);
     const __m256i high = _mm256_srli_epi32(x, 16);
     const __m256i odd = _mm256_and_si256(high, _mm256_set1_epi32(1));
-    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff))), 16);
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff))), 16);
     const __m256i nan = _mm256_or_si256(_mm256_and_si256(high, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
     const __m256 is_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(nan), is_nan));

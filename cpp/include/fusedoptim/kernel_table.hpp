@@ -11,6 +11,7 @@
 #include "fusedoptim/kernels/asgd.hpp"
 #include "fusedoptim/kernels/clip.hpp"
 #include "fusedoptim/kernels/ema.hpp"
+#include "fusedoptim/kernels/flat.hpp"
 #include "fusedoptim/kernels/lamb.hpp"
 #include "fusedoptim/kernels/lion.hpp"
 #include "fusedoptim/kernels/nadam.hpp"
@@ -23,9 +24,12 @@
 
 // Every optimizer family with a kernel. Adding one here adds it to each instruction set's table and registers
 // its binding (cpp/bindings/register_<family>.cpp defines register_<family>).
+// (clang-format 14 reflows this list differently on every run)
+// clang-format off
 #define FUSEDOPTIM_FAMILIES(X) \
-    X(sgd) X(adagrad) X(rmsprop) X(adam) X(adadelta) X(adamax) X(nadam) X(radam) X(lion) X(lamb) X(asgd) \
-    X(rprop) X(stream) X(norm) X(clip) X(ema)
+    X(sgd) X(adagrad) X(rmsprop) X(adam) X(adadelta) X(adamax) X(nadam) X(radam) X(lion) X(lamb) X(asgd) X(rprop) \
+    X(stream) X(norm) X(clip) X(ema) X(flat)
+// clang-format on
 
 namespace fusedoptim {
 

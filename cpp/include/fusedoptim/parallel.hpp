@@ -54,14 +54,14 @@ struct WorkOf<U, std::void_t<decltype(U::kWork)>> {
 template <class T>
 inline constexpr int64_t kWidthFactor = static_cast<int64_t>(sizeof(T) / sizeof(float));
 template <class U, class T>
-inline constexpr int64_t kWorkOf = WorkOf<U>::value * kWidthFactor<T>;
+inline constexpr int64_t kWorkOf = WorkOf<U>::value* kWidthFactor<T>;
 
 // Where thread `t` of `n` starts, as a global element index: the even split point, moved forward to the next
 // cache-line boundary of the parameter it falls in (or that parameter's end). Threads t-1 and t compute the same
 // value, so the ranges tile [0, total) exactly. Overflow-free for any int64 total.
 template <class T>
-FUSEDOPTIM_INLINE int64_t split_point(const TensorRef<T>* tensors, const int64_t* offsets, int64_t count,
-                                      int64_t total, int t, int n) {
+FUSEDOPTIM_INLINE int64_t split_point(const TensorRef<T>* tensors, const int64_t* offsets, int64_t count, int64_t total,
+                                      int t, int n) {
     if (t <= 0) return 0;
     if (t >= n) return total;
     const int64_t q = total / n, r = total % n;
@@ -133,8 +133,8 @@ inline constexpr int64_t kStageBlock = 256;
 // two) those stores, not memory, bounded the step. Same bits as staging: each slot is read and converted once
 // before it is written, and the master is rounded as it is stored.
 template <class Update, class C>
-inline constexpr bool kFusable = std::is_invocable_v<const Update&, const C&, int64_t, Bf16Master, Bf16Grad, Bf16Slot,
-                                                     Bf16Slot, Bf16Slot, Bf16Slot>;
+inline constexpr bool kFusable =
+    std::is_invocable_v<const Update&, const C&, int64_t, Bf16Master, Bf16Grad, Bf16Slot, Bf16Slot, Bf16Slot, Bf16Slot>;
 
 // Tensor t's fused layout: bit 0 set for bfloat16 parameters, bit 1 for bfloat16 state; -1 when it has none
 // (float16 anywhere, state buffers of mixed formats, a scaled float32 gradient, float32 everything) and for
@@ -281,53 +281,64 @@ void run_staged(const TensorRef<T>& t, const C c, int64_t lo, int64_t hi, const 
 // `omp simd` is safe because validation guarantees no buffer overlaps another.
 template <class Isa, class T, class C, class O, class Update>
 void run_elementwise(const Batch<T, C, O>& batch, const Update& update) {
-    for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
-        const TensorRef<T>& t = batch.tensors[k];
-        const C c = batch.coeffs[k];
-        const Update u = update;  // a local copy: its members (Negate's mask) stay in registers
-        if constexpr (std::is_same_v<T, float>) {  // only float32 tensors are staged: no double copy to compile
-            if (t.staged) {
-                if constexpr (kFusable<Update, C>) {
-                    switch (fused_layout(t)) {
-                        case 1: run_fused<Isa, true, false>(t, c, lo, hi, u); return;
-                        case 2: run_fused<Isa, false, true>(t, c, lo, hi, u); return;
-                        case 3: run_fused<Isa, true, true>(t, c, lo, hi, u); return;
-                        default: break;
+    for_each_segment<Isa>(
+        batch,
+        [&](int64_t k, int64_t lo, int64_t hi) {
+            const TensorRef<T>& t = batch.tensors[k];
+            const C c = batch.coeffs[k];
+            const Update u = update;                   // a local copy: its members (Negate's mask) stay in registers
+            if constexpr (std::is_same_v<T, float>) {  // only float32 tensors are staged: no double copy to compile
+                if (t.staged) {
+                    if constexpr (kFusable<Update, C>) {
+                        switch (fused_layout(t)) {
+                            case 1:
+                                run_fused<Isa, true, false>(t, c, lo, hi, u);
+                                return;
+                            case 2:
+                                run_fused<Isa, false, true>(t, c, lo, hi, u);
+                                return;
+                            case 3:
+                                run_fused<Isa, true, true>(t, c, lo, hi, u);
+                                return;
+                            default:
+                                break;
+                        }
                     }
+                    run_staged<Isa>(t, c, lo, hi, u);
+                    return;
                 }
-                run_staged<Isa>(t, c, lo, hi, u);
-                return;
             }
-        }
-        T* b[kMaxBuffers];
-        for (int j = 0; j < kMaxBuffers; ++j) b[j] = t.buf[j] ? t.buf[j] + lo : nullptr;
-        const int64_t n = hi - lo;
-        if constexpr (std::is_same_v<T, double> &&
-                      std::is_invocable_v<const Update&, const C&, int64_t, T*, ScaledGrad<T>, T*, T*, T*, T*>) {
-            // float64 tensors have no 16-bit storage, only a gradient scale (GradScaler): read as scaled. (The
-            // optimizer families take any gradient type; clipping, EMA and the stream kernels get no scale.)
-            if (t.grad_scale != T(1)) {
-                const ScaledGrad<T> g{b[1], t.grad_scale};
+            T* b[kMaxBuffers];
+            for (int j = 0; j < kMaxBuffers; ++j) b[j] = t.buf[j] ? t.buf[j] + lo : nullptr;
+            const int64_t n = hi - lo;
+            if constexpr (std::is_same_v<T, double> &&
+                          std::is_invocable_v<const Update&, const C&, int64_t, T*, ScaledGrad<T>, T*, T*, T*, T*>) {
+                // float64 tensors have no 16-bit storage, only a gradient scale (GradScaler): read as scaled. (The
+                // optimizer families take any gradient type; clipping, EMA and the stream kernels get no scale.)
+                if (t.grad_scale != T(1)) {
+                    const ScaledGrad<T> g{b[1], t.grad_scale};
 #pragma omp simd
-                for (int64_t i = 0; i < n; ++i) u(c, i, b[0], g, b[2], b[3], b[4], b[5]);
-                return;
+                    for (int64_t i = 0; i < n; ++i) u(c, i, b[0], g, b[2], b[3], b[4], b[5]);
+                    return;
+                }
             }
-        }
-        T* const p = b[0];
-        const T* const g = b[1];
-        T* const s0 = b[2];
-        T* const s1 = b[3];
-        T* const s2 = b[4];
-        T* const s3 = b[5];
+            T* const p = b[0];
+            const T* const g = b[1];
+            T* const s0 = b[2];
+            T* const s1 = b[3];
+            T* const s2 = b[4];
+            T* const s3 = b[5];
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) u(c, i, p, g, s0, s1, s2, s3);
-    }, kWorkOf<Update, T>);
+            for (int64_t i = 0; i < n; ++i) u(c, i, p, g, s0, s1, s2, s3);
+        },
+        kWorkOf<Update, T>);
 }
 
 // Deterministic reductions. Each tensor is cut into fixed blocks of kReduceBlock elements; `block(k, lo, hi,
 // partial)` reduces one block into `partial[0..N)`; threads only decide who computes a block. The block partials
 // are then combined in block order with `combine`, into out[k * N + j]. So the result is the same for any thread
-// count, and, when `block` fixes its own summation order (see kLanes), for any SIMD level too.
+// count, and, when `block` fixes its own summation order (see kLanes), for any SIMD level too. `combine(a, b)`
+// combines every result alike; `combine(a, b, j)` lets results differ (a maximum beside sums: kernels/flat.hpp).
 inline constexpr int64_t kReduceBlock = 4096;
 inline constexpr int kLanes = 8;  // independent accumulators per block: element i goes to lane i % kLanes
 
@@ -343,7 +354,8 @@ void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block,
         blocks += (batch.tensors[k].size + kReduceBlock - 1) / kReduceBlock;
     }
     first_block[count] = blocks;
-    double* partials = static_cast<double*>(scratch(2, sizeof(double) * static_cast<size_t>(blocks * N > 0 ? blocks * N : 1)));
+    double* partials =
+        static_cast<double*>(scratch(2, sizeof(double) * static_cast<size_t>(blocks * N > 0 ? blocks * N : 1)));
     auto run_blocks = [&](int64_t begin, int64_t end) {
         int64_t k = 0;
         for (int64_t b = begin; b < end; ++b) {
@@ -368,7 +380,13 @@ void reduce_blocks(const Batch<T, C, O>& batch, double* out, const Block& block,
     for (int64_t k = 0; k < count; ++k) {
         for (int j = 0; j < N; ++j) {
             double acc = first_block[k] < first_block[k + 1] ? partials[first_block[k] * N + j] : 0.0;
-            for (int64_t b = first_block[k] + 1; b < first_block[k + 1]; ++b) acc = combine(acc, partials[b * N + j]);
+            for (int64_t b = first_block[k] + 1; b < first_block[k + 1]; ++b) {
+                if constexpr (std::is_invocable_v<const Combine&, double, double, int>) {
+                    acc = combine(acc, partials[b * N + j], j);
+                } else {
+                    acc = combine(acc, partials[b * N + j]);
+                }
+            }
             out[k * N + j] = acc;
         }
     }

@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Optional
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -30,7 +29,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fusedoptim", description="Fused in-place optimizers for NumPy.")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="version, compiler, OpenMP and threads, SIMD level")
@@ -43,8 +42,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fusedoptim.cli.bench.cli import DESCRIPTION, add_arguments
     from fusedoptim.cli.bench.cli import run as run_bench
 
-    bench = commands.add_parser("bench", help="the benchmark suite (writes JSON, Markdown and PNG plots)",
-                                description=DESCRIPTION)
+    bench = commands.add_parser(
+        "bench", help="the benchmark suite (writes JSON, Markdown and PNG plots)", description=DESCRIPTION
+    )
     add_arguments(bench)
     bench_argv = list(sys.argv[1:] if argv is None else argv)[1:]
     bench.set_defaults(run=lambda a: run_bench(a, bench_argv))

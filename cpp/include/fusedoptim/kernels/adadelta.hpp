@@ -42,20 +42,21 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // (maximize is a sign flip, see Negate in common.hpp).
 template <class T, bool WeightDecay>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S square_avg,
-                                      S acc_delta, S, S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S square_avg, S acc_delta, S,
+                                      S) const {
         T g = grad[i];
         g = negate(g);
-        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];              // grad.add(param, alpha=wd)
-        const T v = square_avg[i] * c.rho + (c.one_minus_rho * g) * g;     // mul_(rho).addcmul_(g, g, 1-rho)
+        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];       // grad.add(param, alpha=wd)
+        const T v = square_avg[i] * c.rho + (c.one_minus_rho * g) * g;  // mul_(rho).addcmul_(g, g, 1-rho)
         square_avg[i] = v;
-        const T delta = sqrt_((acc_delta[i] + c.eps) / (v + c.eps)) * g;    // torch: acc.add(eps).sqrt_().div_(std).mul_(g)
+        const T delta =
+            sqrt_((acc_delta[i] + c.eps) / (v + c.eps)) * g;  // torch: acc.add(eps).sqrt_().div_(std).mul_(g)
         acc_delta[i] = acc_delta[i] * c.rho + (c.one_minus_rho * delta) * delta;
-        p[i] = p[i] + c.neg_lr * delta;                                     // param.add_(delta, alpha=-lr)
+        p[i] = p[i] + c.neg_lr * delta;  // param.add_(delta, alpha=-lr)
     }
 };
 

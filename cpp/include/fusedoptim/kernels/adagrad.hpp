@@ -41,7 +41,7 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // (maximize is a sign flip, see Negate in common.hpp).
 template <class T, bool WeightDecay>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
@@ -49,9 +49,9 @@ struct Update {
         T g = grad[i];
         g = negate(g);
         if constexpr (WeightDecay) g = g + c.weight_decay * p[i];  // grad.add(param, alpha=wd)
-        const T s = sum[i] + g * g;                                 // sum.addcmul_(g, g, value=1)
+        const T s = sum[i] + g * g;                                // sum.addcmul_(g, g, value=1)
         sum[i] = s;
-        p[i] = p[i] + (c.neg_clr * g) / (sqrt_(s) + c.eps);        // param.addcdiv_(g, std, value=-clr)
+        p[i] = p[i] + (c.neg_clr * g) / (sqrt_(s) + c.eps);  // param.addcdiv_(g, std, value=-clr)
     }
 };
 

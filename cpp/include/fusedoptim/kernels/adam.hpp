@@ -41,8 +41,8 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
     const double t = static_cast<double>(step);
     const double bc1 = 1.0 - std::pow(h.beta1, t);
     const double bc2 = 1.0 - std::pow(h.beta2, t);
-    return {T(1.0 - h.beta1), T(h.beta2),           T(1.0 - h.beta2),       T(-(h.lr / bc1)),
-            T(1.0 / std::sqrt(bc2)), T(h.eps),             T(h.weight_decay),      T(1.0 - h.lr * h.weight_decay)};
+    return {T(1.0 - h.beta1),        T(h.beta2), T(1.0 - h.beta2),  T(-(h.lr / bc1)),
+            T(1.0 / std::sqrt(bc2)), T(h.eps),   T(h.weight_decay), T(1.0 - h.lr * h.weight_decay)};
 }
 
 template <class T>
@@ -60,27 +60,28 @@ FUSEDOPTIM_INLINE void update_moments(T g, T& m, T& v, T beta1_weight, T beta2, 
 // (maximize is a sign flip, see Negate in common.hpp).
 template <class T, bool Amsgrad, bool L2, bool Decoupled>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_avg_sq, S max_exp_avg_sq, S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_avg_sq,
+                                      S max_exp_avg_sq, S) const {
         T g = grad[i];
         g = negate(g);
-        if constexpr (L2) g = g + c.weight_decay * p[i];                  // grad.add(param, alpha=wd)
+        if constexpr (L2) g = g + c.weight_decay * p[i];  // grad.add(param, alpha=wd)
         T param = p[i];
-        if constexpr (Decoupled) param = param * c.decay_factor;          // param.mul_(1 - lr*wd)
+        if constexpr (Decoupled) param = param * c.decay_factor;  // param.mul_(1 - lr*wd)
         T m = exp_avg[i], v = exp_avg_sq[i];
         update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
         T v_used = v;
         if constexpr (Amsgrad) {
-            v_used = maximum(T(max_exp_avg_sq[i]), v);                       // torch.maximum(vmax, v, out=vmax)
+            v_used = maximum(T(max_exp_avg_sq[i]), v);  // torch.maximum(vmax, v, out=vmax)
             max_exp_avg_sq[i] = v_used;
         }
-        const T denom = sqrt_(v_used) * c.inv_bc2_sqrt + c.eps;           // torch: (v.sqrt() / bc2_sqrt).add_(eps)
-        p[i] = param + (c.neg_step_size * m) / denom;                     // addcdiv_(m, denom, -lr/bc1)
+        const T denom = sqrt_(v_used) * c.inv_bc2_sqrt + c.eps;  // torch: (v.sqrt() / bc2_sqrt).add_(eps)
+        p[i] = param + (c.neg_step_size * m) / denom;            // addcdiv_(m, denom, -lr/bc1)
     }
 };
 
@@ -88,11 +89,13 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.amsgrad, [&](auto amsgrad) {
-    with_bool(o.decay == Decay::l2, [&](auto l2) {
-    with_bool_if<!decltype(l2)::value>(o.decay == Decay::decoupled, [&](auto decoupled) {
-        run_elementwise<Isa>(batch, Update<T, decltype(amsgrad)::value, decltype(l2)::value, decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
-    });
-    });
+        with_bool(o.decay == Decay::l2, [&](auto l2) {
+            with_bool_if<!decltype(l2)::value>(o.decay == Decay::decoupled, [&](auto decoupled) {
+                run_elementwise<Isa>(
+                    batch, Update<T, decltype(amsgrad)::value, decltype(l2)::value, decltype(decoupled)::value>{
+                               Negate<T>::when(o.maximize)});
+            });
+        });
     });
 }
 

@@ -42,20 +42,19 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // (maximize is a sign flip, see Negate in common.hpp).
 template <class T, bool WeightDecay>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_inf,
-                                      S, S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_inf, S, S) const {
         T g = grad[i];
         g = negate(g);
-        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];      // grad.add(param, alpha=wd)
-        const T m = lerp(T(exp_avg[i]), g, c.beta1_weight);            // exp_avg.lerp_(g, 1-beta1)
+        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];  // grad.add(param, alpha=wd)
+        const T m = lerp(T(exp_avg[i]), g, c.beta1_weight);        // exp_avg.lerp_(g, 1-beta1)
         exp_avg[i] = m;
         const T u = maximum(exp_inf[i] * c.beta2, abs_(g) + c.eps);  // maximum(u.mul_(b2), g.abs().add_(eps))
         exp_inf[i] = u;
-        p[i] = p[i] + (c.neg_clr * m) / u;                          // param.addcdiv_(m, u, value=-clr)
+        p[i] = p[i] + (c.neg_clr * m) / u;  // param.addcdiv_(m, u, value=-clr)
     }
 };
 

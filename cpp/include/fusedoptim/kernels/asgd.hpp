@@ -72,12 +72,12 @@ struct Update {
         g = negate(g);
         T param = p[i];
         if constexpr (WeightDecay) g = g + c.weight_decay * param;  // grad.add(param, alpha=wd)
-        param = param * c.decay;                                     // param.mul_(1 - lambd * eta)
-        param = param + c.neg_eta * g;                               // param.add_(grad, alpha=-eta)
+        param = param * c.decay;                                    // param.mul_(1 - lambd * eta)
+        param = param + c.neg_eta * g;                              // param.add_(grad, alpha=-eta)
         p[i] = param;
         const T a = ax[i];
         // `copy` is the same for the whole tensor: the loop computes both and selects.
-        ax[i] = c.copy ? param : a + (param - a) * c.mu;             // ax.add_(param.sub(ax).mul_(mu))
+        ax[i] = c.copy ? param : a + (param - a) * c.mu;  // ax.add_(param.sub(ax).mul_(mu))
     }
 };
 

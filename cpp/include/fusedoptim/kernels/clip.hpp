@@ -30,14 +30,15 @@ struct Update {
         if constexpr (Clamp) {
             g[i] = x < c.lo ? c.lo : (x > c.hi ? c.hi : x);  // NaN compares false both ways: stays NaN
         } else {
-            g[i] = x * c.scale;                                // torch._foreach_mul_(grads, clip_coef)
+            g[i] = x * c.scale;  // torch._foreach_mul_(grads, clip_coef)
         }
     }
 };
 
 template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
-    with_bool(batch.options.clamp, [&](auto clamp) { run_elementwise<Isa>(batch, Update<T, decltype(clamp)::value>{}); });
+    with_bool(batch.options.clamp,
+              [&](auto clamp) { run_elementwise<Isa>(batch, Update<T, decltype(clamp)::value>{}); });
 }
 
 }  // namespace fusedoptim::clip

@@ -23,8 +23,7 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 
 template <class T>
 struct Update {
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* average, const T* param, T*, T*, T*,
-                                      T*) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, T* average, const T* param, T*, T*, T*, T*) const {
         average[i] = lerp(average[i], param[i], c.weight);  // torch._foreach_lerp_(ema, params, 1 - decay)
     }
 };

@@ -32,7 +32,8 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1, one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction1, inv_bias_correction2, eps, weight_decay, neg_lr;
+    T beta1, one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction1, inv_bias_correction2, eps, weight_decay,
+        neg_lr;
 };
 
 template <class T>
@@ -56,17 +57,17 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 template <class T, bool WeightDecay>
 FUSEDOPTIM_INLINE T direction(const Coeffs<T>& c, T p, T m, T v) {
     T u = (m * c.inv_bias_correction1) / (sqrt_(v * c.inv_bias_correction2) + c.eps);  // scale_by_adam, eps_root 0
-    if constexpr (WeightDecay) u = u + c.weight_decay * p;                      // add_decayed_weights
+    if constexpr (WeightDecay) u = u + c.weight_decay * p;                             // add_decayed_weights
     return u;
 }
 
 template <class T, bool WeightDecay>
-FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, Negate<T> negate, T grad_scale, int64_t i, const T* p,
-                               const T* grad, T* exp_avg, T* exp_avg_sq, double& p_sq, double& u_sq) {
+FUSEDOPTIM_INLINE void moments(const Coeffs<T>& c, Negate<T> negate, T grad_scale, int64_t i, const T* p, const T* grad,
+                               T* exp_avg, T* exp_avg_sq, double& p_sq, double& u_sq) {
     // The reference scales first (g.astype(T) * grad_scale), then negates: the same bits (a sign flip commutes
     // with a multiplication); a scale of 1 changes none.
-    const T g = negate(grad[i] * grad_scale);  // maximize
-    const T m = c.one_minus_beta1 * g + c.beta1 * exp_avg[i];      // update_moment(g, m, b1, 1)
+    const T g = negate(grad[i] * grad_scale);                           // maximize
+    const T m = c.one_minus_beta1 * g + c.beta1 * exp_avg[i];           // update_moment(g, m, b1, 1)
     const T v = c.one_minus_beta2 * (g * g) + c.beta2 * exp_avg_sq[i];  // update_moment_per_elem_norm(g, v, b2, 2)
     exp_avg[i] = m;
     exp_avg_sq[i] = v;
@@ -83,7 +84,8 @@ void run_variant(const BatchOf<T>& batch) {
     const Negate<T> negate = Negate<T>::when(batch.options.maximize);
     const int64_t count = batch.count;
     if (batch.offsets[count] == 0) return;
-    double* sums = static_cast<double*>(scratch(0, sizeof(double) * static_cast<size_t>(2 * count)));  // per tensor: p^2, u^2
+    double* sums =
+        static_cast<double*>(scratch(0, sizeof(double) * static_cast<size_t>(2 * count)));  // per tensor: p^2, u^2
 
     // Pass 1: moments, and the sums of p^2 and u^2 (eight lanes per block, in a fixed order).
     reduce_blocks<Isa, 2>(
@@ -118,20 +120,23 @@ void run_variant(const BatchOf<T>& batch) {
         [](double a, double b) { return a + b; }, kLambWork * kWidthFactor<T>);
 
     // Pass 2: p = p - lr * (u * r), r = ||p|| / ||u|| (1 when either is 0: scale_by_trust_ratio).
-    for_each_segment<Isa>(batch, [&](int64_t k, int64_t lo, int64_t hi) {
-        const TensorRef<T>& t = batch.tensors[k];
-        const Coeffs<T> c = batch.coeffs[k];
-        const double p_norm = std::sqrt(sums[2 * k]), u_norm = std::sqrt(sums[2 * k + 1]);
-        const T ratio = T((p_norm == 0.0 || u_norm == 0.0) ? 1.0 : p_norm / u_norm);
-        T* const p = t.buf[0] + lo;
-        const T* const m = t.buf[2] + lo;
-        const T* const v = t.buf[3] + lo;
-        const int64_t n = hi - lo;
+    for_each_segment<Isa>(
+        batch,
+        [&](int64_t k, int64_t lo, int64_t hi) {
+            const TensorRef<T>& t = batch.tensors[k];
+            const Coeffs<T> c = batch.coeffs[k];
+            const double p_norm = std::sqrt(sums[2 * k]), u_norm = std::sqrt(sums[2 * k + 1]);
+            const T ratio = T((p_norm == 0.0 || u_norm == 0.0) ? 1.0 : p_norm / u_norm);
+            T* const p = t.buf[0] + lo;
+            const T* const m = t.buf[2] + lo;
+            const T* const v = t.buf[3] + lo;
+            const int64_t n = hi - lo;
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) {
-            p[i] = p[i] + c.neg_lr * (direction<T, WeightDecay>(c, p[i], m[i], v[i]) * ratio);
-        }
-    }, kLambWork * kWidthFactor<T>);
+            for (int64_t i = 0; i < n; ++i) {
+                p[i] = p[i] + c.neg_lr * (direction<T, WeightDecay>(c, p[i], m[i], v[i]) * ratio);
+            }
+        },
+        kLambWork * kWidthFactor<T>);
 }
 
 template <class Isa, class T>

@@ -42,15 +42,14 @@ struct Update {
     Negate<T> negate;  // maximize
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S, S,
-                                      S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S, S, S) const {
         T g = grad[i];
         g = negate(g);
         const T m = exp_avg[i];
-        T u = sign(c.one_minus_beta1 * g + c.beta1 * m);            // scale_by_lion
-        exp_avg[i] = c.one_minus_beta2 * g + c.beta2 * m;           // tree_update_moment(g, m, b2, 1)
+        T u = sign(c.one_minus_beta1 * g + c.beta1 * m);           // scale_by_lion
+        exp_avg[i] = c.one_minus_beta2 * g + c.beta2 * m;          // tree_update_moment(g, m, b2, 1)
         if constexpr (WeightDecay) u = u + c.weight_decay * p[i];  // add_decayed_weights
-        p[i] = p[i] + c.neg_lr * u;                                 // scale_by_learning_rate, apply_updates
+        p[i] = p[i] + c.neg_lr * u;                                // scale_by_learning_rate, apply_updates
     }
 };
 

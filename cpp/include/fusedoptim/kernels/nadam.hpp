@@ -63,23 +63,22 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // (maximize is a sign flip, see Negate in common.hpp).
 template <class T, bool L2, bool Decoupled>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg,
-                                      S exp_avg_sq, S, S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_avg_sq, S, S) const {
         T g = grad[i];
         g = negate(g);
         T param = p[i];
-        if constexpr (Decoupled) param = param * c.decay_factor;               // param.mul_(1 - lr*wd)
-        if constexpr (L2) g = g + c.weight_decay * param;                     // grad.add(param, alpha=wd)
+        if constexpr (Decoupled) param = param * c.decay_factor;  // param.mul_(1 - lr*wd)
+        if constexpr (L2) g = g + c.weight_decay * param;         // grad.add(param, alpha=wd)
         T m = exp_avg[i], v = exp_avg_sq[i];
         adam::update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
-        const T denom = sqrt_(v * c.inv_bias_correction2) + c.eps;             // torch: v.div(bc2).sqrt().add_(eps)
-        p[i] = param + (c.grad_coeff * g + c.avg_scale * m) / denom;           // torch: two addcdiv_ by denom
+        const T denom = sqrt_(v * c.inv_bias_correction2) + c.eps;    // torch: v.div(bc2).sqrt().add_(eps)
+        p[i] = param + (c.grad_coeff * g + c.avg_scale * m) / denom;  // torch: two addcdiv_ by denom
     }
 };
 
@@ -87,10 +86,10 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.l2, [&](auto l2) {
-    with_bool_if<!decltype(l2)::value>(o.decoupled, [&](auto decoupled) {
-        run_elementwise<Isa>(batch, Update<T, decltype(l2)::value,
-                                           decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
-    });
+        with_bool_if<!decltype(l2)::value>(o.decoupled, [&](auto decoupled) {
+            run_elementwise<Isa>(
+                batch, Update<T, decltype(l2)::value, decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
+        });
     });
 }
 

@@ -58,7 +58,8 @@ void run_kind(const BatchOf<T>& batch) {
         batch, batch.out,
         [&](int64_t k, int64_t lo, int64_t hi, double* partial) {
             const TensorRef<T>& t = batch.tensors[k];
-            const T* g = t.buf[0] ? t.buf[0] + lo : nullptr;  // g[i] is element lo + i; blocks start at multiples of kLanes
+            const T* g =
+                t.buf[0] ? t.buf[0] + lo : nullptr;  // g[i] is element lo + i; blocks start at multiples of kLanes
             [[maybe_unused]] alignas(64) T stage[std::is_same_v<T, float> ? kReduceBlock : 1];
             if constexpr (std::is_same_v<T, float>) {
                 if (t.kind[0] != Storage::native) {
@@ -84,10 +85,14 @@ void run_kind(const BatchOf<T>& batch) {
 template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     switch (batch.options.kind) {
-        case Kind::sum_squares: return run_kind<Isa, T, Kind::sum_squares>(batch);
-        case Kind::sum_abs: return run_kind<Isa, T, Kind::sum_abs>(batch);
-        case Kind::max_abs: return run_kind<Isa, T, Kind::max_abs>(batch);
-        case Kind::sum_pow: return run_kind<Isa, T, Kind::sum_pow>(batch);
+        case Kind::sum_squares:
+            return run_kind<Isa, T, Kind::sum_squares>(batch);
+        case Kind::sum_abs:
+            return run_kind<Isa, T, Kind::sum_abs>(batch);
+        case Kind::max_abs:
+            return run_kind<Isa, T, Kind::max_abs>(batch);
+        case Kind::sum_pow:
+            return run_kind<Isa, T, Kind::sum_pow>(batch);
     }
 }
 

@@ -31,8 +31,7 @@ struct Options {
 
 template <class T>
 struct Coeffs {
-    T beta1_weight, beta2, one_minus_beta2, lr_over_bc1, bias_correction2_sqrt, eps, rect, weight_decay,
-        decay_factor;
+    T beta1_weight, beta2, one_minus_beta2, lr_over_bc1, bias_correction2_sqrt, eps, rect, weight_decay, decay_factor;
     bool rectified;
 };
 
@@ -47,9 +46,9 @@ Coeffs<T> make_coeffs(const Hyper& h, int64_t step) {
     const double rect =
         rectified ? std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                   : 1.0;
-    return {T(1.0 - h.beta1), T(h.beta2),        T(1.0 - h.beta2), T(h.lr / bias_correction1),
-            T(std::sqrt(bias_correction2)), T(h.eps), T(rect),   T(h.weight_decay), T(1.0 - h.lr * h.weight_decay),
-            rectified};
+    return {
+        T(1.0 - h.beta1), T(h.beta2), T(1.0 - h.beta2),  T(h.lr / bias_correction1),     T(std::sqrt(bias_correction2)),
+        T(h.eps),         T(rect),    T(h.weight_decay), T(1.0 - h.lr * h.weight_decay), rectified};
 }
 
 template <class T>
@@ -60,24 +59,23 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // `rectified` is the same for a whole tensor; the loop computes both forms and selects one.
 template <class T, bool L2, bool Decoupled>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg,
-                                      S exp_avg_sq, S, S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S exp_avg, S exp_avg_sq, S, S) const {
         T g = grad[i];
         g = negate(g);
         T param = p[i];
-        if constexpr (Decoupled) param = param * c.decay_factor;               // param.mul_(1 - lr*wd)
-        if constexpr (L2) g = g + c.weight_decay * param;                     // grad.add(param, alpha=wd)
+        if constexpr (Decoupled) param = param * c.decay_factor;  // param.mul_(1 - lr*wd)
+        if constexpr (L2) g = g + c.weight_decay * param;         // grad.add(param, alpha=wd)
         T m = exp_avg[i], v = exp_avg_sq[i];
         adam::update_moments(g, m, v, c.beta1_weight, c.beta2, c.one_minus_beta2);
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
-        const T step = m * c.lr_over_bc1;                                      // torch: exp_avg / bc1 * lr
-        const T adaptive = c.bias_correction2_sqrt / (sqrt_(v) + c.eps);       // bc2**0.5 / v.sqrt().add_(eps)
-        p[i] = param - (c.rectified ? (step * adaptive) * c.rect : step);     // param.add_(..., alpha=-1)
+        const T step = m * c.lr_over_bc1;                                  // torch: exp_avg / bc1 * lr
+        const T adaptive = c.bias_correction2_sqrt / (sqrt_(v) + c.eps);   // bc2**0.5 / v.sqrt().add_(eps)
+        p[i] = param - (c.rectified ? (step * adaptive) * c.rect : step);  // param.add_(..., alpha=-1)
     }
 };
 
@@ -85,10 +83,10 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.l2, [&](auto l2) {
-    with_bool_if<!decltype(l2)::value>(o.decoupled, [&](auto decoupled) {
-        run_elementwise<Isa>(batch, Update<T, decltype(l2)::value,
-                                           decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
-    });
+        with_bool_if<!decltype(l2)::value>(o.decoupled, [&](auto decoupled) {
+            run_elementwise<Isa>(
+                batch, Update<T, decltype(l2)::value, decltype(decoupled)::value>{Negate<T>::when(o.maximize)});
+        });
     });
 }
 

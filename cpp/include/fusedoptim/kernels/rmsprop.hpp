@@ -41,34 +41,35 @@ using BatchOf = Batch<T, Coeffs<T>, Options>;
 // (maximize is a sign flip, see Negate in common.hpp).
 template <class T, bool Centered, bool Momentum, bool WeightDecay, bool EpsInSqrt>
 struct Update {
-    Negate<T> negate;  // maximize
+    Negate<T> negate;                    // maximize
     static constexpr int64_t kWork = 2;  // per element, vs SGD's: a square root and a division (parallel.hpp)
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S square_avg, S grad_avg, S buf, S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S square_avg, S grad_avg, S buf,
+                                      S) const {
         T g = grad[i];
         g = negate(g);
-        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];         // grad.add(param, alpha=wd)
+        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];           // grad.add(param, alpha=wd)
         const T v = square_avg[i] * c.alpha + (c.one_minus_alpha * g) * g;  // mul_(a).addcmul_(g, g, 1-a)
         square_avg[i] = v;
         T var = v;
         if constexpr (Centered) {
-            const T ga = lerp(T(grad_avg[i]), g, c.one_minus_alpha);         // grad_avg.lerp_(g, 1-a)
+            const T ga = lerp(T(grad_avg[i]), g, c.one_minus_alpha);  // grad_avg.lerp_(g, 1-a)
             grad_avg[i] = ga;
-            var = v - ga * ga;                                            // addcmul(ga, ga, value=-1)
+            var = v - ga * ga;  // addcmul(ga, ga, value=-1)
         }
         T avg;
         if constexpr (EpsInSqrt) {
             avg = sqrt_(var + c.eps);
         } else {
-            avg = sqrt_(var) + c.eps;                                     // sqrt_().add_(eps)
+            avg = sqrt_(var) + c.eps;  // sqrt_().add_(eps)
         }
         if constexpr (Momentum) {
-            const T b = buf[i] * c.momentum + g / avg;                    // buf.mul_(mu).addcdiv_(g, avg)
+            const T b = buf[i] * c.momentum + g / avg;  // buf.mul_(mu).addcdiv_(g, avg)
             buf[i] = b;
-            p[i] = p[i] + c.neg_lr * b;                                   // param.add_(buf, alpha=-lr)
+            p[i] = p[i] + c.neg_lr * b;  // param.add_(buf, alpha=-lr)
         } else {
-            p[i] = p[i] + (c.neg_lr * g) / avg;                           // param.addcdiv_(g, avg, -lr)
+            p[i] = p[i] + (c.neg_lr * g) / avg;  // param.addcdiv_(g, avg, -lr)
         }
     }
 };
@@ -77,13 +78,15 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.centered, [&](auto centered) {
-    with_bool(o.momentum, [&](auto momentum) {
-    with_bool(o.weight_decay, [&](auto weight_decay) {
-    with_bool(o.eps_in_sqrt, [&](auto eps_in_sqrt) {
-        run_elementwise<Isa>(batch, Update<T, decltype(centered)::value, decltype(momentum)::value, decltype(weight_decay)::value, decltype(eps_in_sqrt)::value>{Negate<T>::when(o.maximize)});
-    });
-    });
-    });
+        with_bool(o.momentum, [&](auto momentum) {
+            with_bool(o.weight_decay, [&](auto weight_decay) {
+                with_bool(o.eps_in_sqrt, [&](auto eps_in_sqrt) {
+                    run_elementwise<Isa>(batch, Update<T, decltype(centered)::value, decltype(momentum)::value,
+                                                       decltype(weight_decay)::value, decltype(eps_in_sqrt)::value>{
+                                                    Negate<T>::when(o.maximize)});
+                });
+            });
+        });
     });
 }
 

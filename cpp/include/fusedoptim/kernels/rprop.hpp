@@ -55,19 +55,18 @@ struct Update {
     Negate<T> negate;  // maximize
 
     template <class P, class G, class S>  // float pointers, or the 16-bit slots of convert.hpp
-    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S prev, S step_size, S,
-                                      S) const {
+    FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S prev, S step_size, S, S) const {
         T g = grad[i];
         g = negate(g);
-        const T s = g * T(prev[i]);                                              // grad.mul(prev).sign()
+        const T s = g * T(prev[i]);  // grad.mul(prev).sign()
         const T f = s > T(0) ? c.etaplus : (s < T(0) ? c.etaminus : T(1));
-        const T scaled = T(step_size[i]) * f;                                    // step_size.mul_(sign)
-        const T low = scaled < c.step_size_min ? c.step_size_min : scaled;       // .clamp_(min, max): NaN stays
+        const T scaled = T(step_size[i]) * f;                               // step_size.mul_(sign)
+        const T low = scaled < c.step_size_min ? c.step_size_min : scaled;  // .clamp_(min, max): NaN stays
         const T size = low > c.step_size_max ? c.step_size_max : low;
         step_size[i] = size;
-        g = f == c.etaminus ? T(0) : g;                                          // grad[sign.eq(etaminus)] = 0
-        p[i] = p[i] - torch_sign(g) * size;                                      // addcmul_(g.sign(), size, -1)
-        prev[i] = g;                                                             // prev.copy_(grad)
+        g = f == c.etaminus ? T(0) : g;      // grad[sign.eq(etaminus)] = 0
+        p[i] = p[i] - torch_sign(g) * size;  // addcmul_(g.sign(), size, -1)
+        prev[i] = g;                         // prev.copy_(grad)
     }
 };
 

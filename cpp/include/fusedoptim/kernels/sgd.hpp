@@ -47,19 +47,19 @@ struct Update {
     FUSEDOPTIM_INLINE void operator()(const Coeffs<T>& c, int64_t i, P p, G grad, S buf, S, S, S) const {
         T g = grad[i];
         g = negate(g);
-        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];    // grad.add(param, alpha=wd)
+        if constexpr (WeightDecay) g = g + c.weight_decay * p[i];  // grad.add(param, alpha=wd)
         if constexpr (Momentum) {
             // first step: clone(g); then buf.mul_(mu).add_(g, alpha=1-damp). `first_step` is the same for the
             // whole tensor: the loop computes both and selects.
             const T b = c.first_step ? g : buf[i] * c.momentum + c.one_minus_dampening * g;
             buf[i] = b;
             if constexpr (Nesterov) {
-                g = g + c.momentum * b;                               // grad.add(buf, alpha=mu)
+                g = g + c.momentum * b;  // grad.add(buf, alpha=mu)
             } else {
                 g = b;
             }
         }
-        p[i] = p[i] + c.neg_lr * g;                                   // param.add_(g, alpha=-lr)
+        p[i] = p[i] + c.neg_lr * g;  // param.add_(g, alpha=-lr)
     }
 };
 
@@ -67,11 +67,14 @@ template <class Isa, class T>
 void run(const BatchOf<T>& batch) {
     const Options& o = batch.options;
     with_bool(o.momentum, [&](auto momentum) {
-    with_bool_if<decltype(momentum)::value>(o.nesterov, [&](auto nesterov) {
-    with_bool(o.weight_decay, [&](auto weight_decay) {
-        run_elementwise<Isa>(batch, Update<T, decltype(momentum)::value, decltype(nesterov)::value, decltype(weight_decay)::value>{Negate<T>::when(o.maximize)});
-    });
-    });
+        with_bool_if<decltype(momentum)::value>(o.nesterov, [&](auto nesterov) {
+            with_bool(o.weight_decay, [&](auto weight_decay) {
+                run_elementwise<Isa>(
+                    batch,
+                    Update<T, decltype(momentum)::value, decltype(nesterov)::value, decltype(weight_decay)::value>{
+                        Negate<T>::when(o.maximize)});
+            });
+        });
     });
 }
 

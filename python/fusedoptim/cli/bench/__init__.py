@@ -10,4 +10,4 @@ from __future__ import annotations
 
 from .cli import add_arguments, main, run
 
-__all__ = ["main", "add_arguments", "run"]
+__all__ = ["add_arguments", "main", "run"]

@@ -11,20 +11,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "OptimizerSpec",
-    "OPTIMIZERS",
     "FULL_PEER_OPTIMIZERS",
-    "Case",
-    "Plan",
-    "resnet50_shapes",
+    "OPTIMIZERS",
     "RESNET50_PARAMETERS",
+    "Case",
+    "OptimizerSpec",
+    "Plan",
     "make_plan",
     "parse_size",
+    "resnet50_shapes",
 ]
 
 
@@ -45,7 +45,7 @@ class OptimizerSpec:
     hyper: dict[str, Any]
     bytes_per_element: int
     traffic: str
-    torch_class: Optional[str] = None
+    torch_class: str | None = None
     torch_fused: bool = False
     state: tuple[str, ...] = ()
 
@@ -56,29 +56,120 @@ class OptimizerSpec:
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in (
-        OptimizerSpec("sgd", "SGD (momentum 0.9)", "SGD", {"lr": 1e-3, "momentum": 0.9}, 20,
-                      "reads p, g, b; writes p, b", "SGD", True, ("momentum_buffer",)),
-        OptimizerSpec("adam", "Adam", "Adam", {"lr": 1e-3}, 28,
-                      "reads p, g, m, v; writes p, m, v", "Adam", True, ("exp_avg", "exp_avg_sq")),
-        OptimizerSpec("adamw", "AdamW", "AdamW", {"lr": 1e-3, "weight_decay": 1e-2}, 28,
-                      "reads p, g, m, v; writes p, m, v", "AdamW", True, ("exp_avg", "exp_avg_sq")),
-        OptimizerSpec("adagrad", "Adagrad", "Adagrad", {"lr": 1e-2}, 20,
-                      "reads p, g, sum; writes p, sum", "Adagrad", True, ("sum",)),
-        OptimizerSpec("rmsprop", "RMSprop", "RMSprop", {"lr": 1e-2}, 20,
-                      "reads p, g, v; writes p, v", "RMSprop", False, ("square_avg",)),
-        OptimizerSpec("adadelta", "Adadelta", "Adadelta", {"lr": 1.0}, 28,
-                      "reads p, g, v, a; writes p, v, a", "Adadelta", False, ("square_avg", "acc_delta")),
-        OptimizerSpec("adamax", "Adamax", "Adamax", {"lr": 2e-3}, 28,
-                      "reads p, g, m, u; writes p, m, u", "Adamax", False, ("exp_avg", "exp_inf")),
-        OptimizerSpec("nadam", "NAdam", "NAdam", {"lr": 2e-3}, 28,
-                      "reads p, g, m, v; writes p, m, v", "NAdam", False, ("exp_avg", "exp_avg_sq")),
-        OptimizerSpec("radam", "RAdam", "RAdam", {"lr": 1e-3}, 28,
-                      "reads p, g, m, v; writes p, m, v", "RAdam", False, ("exp_avg", "exp_avg_sq")),
-        OptimizerSpec("lion", "Lion", "Lion", {"lr": 1e-4}, 20,
-                      "reads p, g, m; writes p, m", None, False, ("exp_avg",)),
-        OptimizerSpec("lamb", "LAMB", "LAMB", {"lr": 1e-3}, 40,
-                      "two passes (the trust ratio needs both norms first): reads p, g, m, v, writes m, v; "
-                      "then reads p, m, v, writes p", None, False, ("exp_avg", "exp_avg_sq")),
+        OptimizerSpec(
+            "sgd",
+            "SGD (momentum 0.9)",
+            "SGD",
+            {"lr": 1e-3, "momentum": 0.9},
+            20,
+            "reads p, g, b; writes p, b",
+            "SGD",
+            True,
+            ("momentum_buffer",),
+        ),
+        OptimizerSpec(
+            "adam",
+            "Adam",
+            "Adam",
+            {"lr": 1e-3},
+            28,
+            "reads p, g, m, v; writes p, m, v",
+            "Adam",
+            True,
+            ("exp_avg", "exp_avg_sq"),
+        ),
+        OptimizerSpec(
+            "adamw",
+            "AdamW",
+            "AdamW",
+            {"lr": 1e-3, "weight_decay": 1e-2},
+            28,
+            "reads p, g, m, v; writes p, m, v",
+            "AdamW",
+            True,
+            ("exp_avg", "exp_avg_sq"),
+        ),
+        OptimizerSpec(
+            "adagrad",
+            "Adagrad",
+            "Adagrad",
+            {"lr": 1e-2},
+            20,
+            "reads p, g, sum; writes p, sum",
+            "Adagrad",
+            True,
+            ("sum",),
+        ),
+        OptimizerSpec(
+            "rmsprop",
+            "RMSprop",
+            "RMSprop",
+            {"lr": 1e-2},
+            20,
+            "reads p, g, v; writes p, v",
+            "RMSprop",
+            False,
+            ("square_avg",),
+        ),
+        OptimizerSpec(
+            "adadelta",
+            "Adadelta",
+            "Adadelta",
+            {"lr": 1.0},
+            28,
+            "reads p, g, v, a; writes p, v, a",
+            "Adadelta",
+            False,
+            ("square_avg", "acc_delta"),
+        ),
+        OptimizerSpec(
+            "adamax",
+            "Adamax",
+            "Adamax",
+            {"lr": 2e-3},
+            28,
+            "reads p, g, m, u; writes p, m, u",
+            "Adamax",
+            False,
+            ("exp_avg", "exp_inf"),
+        ),
+        OptimizerSpec(
+            "nadam",
+            "NAdam",
+            "NAdam",
+            {"lr": 2e-3},
+            28,
+            "reads p, g, m, v; writes p, m, v",
+            "NAdam",
+            False,
+            ("exp_avg", "exp_avg_sq"),
+        ),
+        OptimizerSpec(
+            "radam",
+            "RAdam",
+            "RAdam",
+            {"lr": 1e-3},
+            28,
+            "reads p, g, m, v; writes p, m, v",
+            "RAdam",
+            False,
+            ("exp_avg", "exp_avg_sq"),
+        ),
+        OptimizerSpec(
+            "lion", "Lion", "Lion", {"lr": 1e-4}, 20, "reads p, g, m; writes p, m", None, False, ("exp_avg",)
+        ),
+        OptimizerSpec(
+            "lamb",
+            "LAMB",
+            "LAMB",
+            {"lr": 1e-3},
+            40,
+            "two passes (the trust ratio needs both norms first): reads p, g, m, v, writes m, v; "
+            "then reads p, m, v, writes p",
+            None,
+            False,
+            ("exp_avg", "exp_avg_sq"),
+        ),
     )
 }
 
@@ -169,7 +260,7 @@ def parse_size(text: str) -> int:
 SIZES = {
     "quick": [10**3, 10**5, 10**6],
     "default": [10**3, 10**4, 10**5, 10**6, 10**7],
-    "full": [int(round(x)) for x in np.geomspace(1e3, 1e8, 11)],
+    "full": [round(x) for x in np.geomspace(1e3, 1e8, 11)],
 }
 SUITES = ("sweep", "latency", "resnet50", "many4096")
 QUICK_MANY_PEERS = ("fusedoptim", "fusedoptim_functional", "native", "native_per_array", "torch_fused")
@@ -178,14 +269,14 @@ QUICK_MANY_PEERS = ("fusedoptim", "fusedoptim_functional", "native", "native_per
 def make_plan(
     mode: str,
     *,
-    optimizers: Optional[Sequence[str]] = None,
-    dtypes: Optional[Sequence[str]] = None,
-    threads: Optional[Sequence[int]] = None,
-    sizes: Optional[Sequence[int]] = None,
-    suites: Optional[Sequence[str]] = None,
-    repeats: Optional[int] = None,
-    min_time: Optional[float] = None,
-    max_case_time: Optional[float] = None,
+    optimizers: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+    threads: Sequence[int] | None = None,
+    sizes: Sequence[int] | None = None,
+    suites: Sequence[str] | None = None,
+    repeats: int | None = None,
+    min_time: float | None = None,
+    max_case_time: float | None = None,
     max_threads: int = 2,
 ) -> Plan:
     """The cases of a run. ``mode`` is "quick" (CI-sized: Adam and SGD, float32, sizes 1e3, 1e5, 1e6, the latency

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import fusedoptim
 from fusedoptim import _core
@@ -14,7 +14,7 @@ from fusedoptim import _core
 from .cases import OPTIMIZERS, SUITES, make_plan, parse_size
 from .report import headline, write_outputs
 
-__all__ = ["add_arguments", "run", "main"]
+__all__ = ["add_arguments", "main", "run"]
 
 DESCRIPTION = """\
 Times fusedoptim's optimizers against the NumPy reference, in-place and textbook NumPy, torch.optim (for-loop,
@@ -55,32 +55,65 @@ def _sizes(text: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the benchmark's options to ``parser`` (for ``fusedoptim bench``)."""
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true",
-                      help="CI-sized run (< 60 s): SGD and Adam, float32, sizes 1e3, 1e5, 1e6, the latency case, "
-                           "the many-array cases for Adam against the native loop and torch fused")
-    mode.add_argument("--full", action="store_true",
-                      help="half-decade sizes from 1e3 up to 1e8 elements (peers that do not fit in memory are "
-                           "skipped); the default sweep stops at 1e7")
-    parser.add_argument("--optimizers", type=_list, metavar="LIST",
-                        help=f"comma-separated subset of: {', '.join(OPTIMIZERS)} (default: all; --quick: sgd,adam)")
-    parser.add_argument("--dtypes", type=_dtypes, metavar="LIST", help="float32,float64 (default both; --quick: float32)")
-    parser.add_argument("--threads", type=_ints, metavar="LIST",
-                        help="thread counts (default: 1 and fusedoptim.get_num_threads())")
+    mode.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI-sized run (< 60 s): SGD and Adam, float32, sizes 1e3, 1e5, 1e6, the latency case, "
+        "the many-array cases for Adam against the native loop and torch fused",
+    )
+    mode.add_argument(
+        "--full",
+        action="store_true",
+        help="half-decade sizes from 1e3 up to 1e8 elements (peers that do not fit in memory are "
+        "skipped); the default sweep stops at 1e7",
+    )
+    parser.add_argument(
+        "--optimizers",
+        type=_list,
+        metavar="LIST",
+        help=f"comma-separated subset of: {', '.join(OPTIMIZERS)} (default: all; --quick: sgd,adam)",
+    )
+    parser.add_argument(
+        "--dtypes", type=_dtypes, metavar="LIST", help="float32,float64 (default both; --quick: float32)"
+    )
+    parser.add_argument(
+        "--threads", type=_ints, metavar="LIST", help="thread counts (default: 1 and fusedoptim.get_num_threads())"
+    )
     parser.add_argument("--sizes", type=_sizes, metavar="LIST", help="sweep sizes, e.g. 1e3,1e5,2**20")
-    parser.add_argument("--suites", type=_list, metavar="LIST",
-                        help=f"comma-separated subset of: {', '.join(SUITES)} (default: all)")
+    parser.add_argument(
+        "--suites", type=_list, metavar="LIST", help=f"comma-separated subset of: {', '.join(SUITES)} (default: all)"
+    )
     parser.add_argument("--repeats", type=int, metavar="N", help="timed rounds per case (default 7; --quick 5)")
-    parser.add_argument("--min-time", type=float, metavar="S",
-                        help="seconds per timed sample: fast steps are batched until a sample lasts this long "
-                             "(default 0.01; --quick 0.004)")
-    parser.add_argument("--max-case-time", type=float, metavar="S",
-                        help="fewer rounds (at least 3) when a case would take longer (default 25; --quick 4)")
-    parser.add_argument("--triad-size", type=_sizes, metavar="N",
-                        help="elements per array of the STREAM probe (default 256 MiB per array; --quick 128 MiB)")
-    parser.add_argument("--simd", metavar="LEVEL",
-                        help=f"force fusedoptim's SIMD level (this CPU: {', '.join(_core.supported_simd_levels())})")
-    parser.add_argument("--out", default=os.path.join("benchmarks", "results"), metavar="DIR",
-                        help="output directory (default benchmarks/results/)")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        metavar="S",
+        help="seconds per timed sample: fast steps are batched until a sample lasts this long "
+        "(default 0.01; --quick 0.004)",
+    )
+    parser.add_argument(
+        "--max-case-time",
+        type=float,
+        metavar="S",
+        help="fewer rounds (at least 3) when a case would take longer (default 25; --quick 4)",
+    )
+    parser.add_argument(
+        "--triad-size",
+        type=_sizes,
+        metavar="N",
+        help="elements per array of the STREAM probe (default 256 MiB per array; --quick 128 MiB)",
+    )
+    parser.add_argument(
+        "--simd",
+        metavar="LEVEL",
+        help=f"force fusedoptim's SIMD level (this CPU: {', '.join(_core.supported_simd_levels())})",
+    )
+    parser.add_argument(
+        "--out",
+        default=os.path.join("benchmarks", "results"),
+        metavar="DIR",
+        help="output directory (default benchmarks/results/)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="leave torch.optim out")
     parser.add_argument("--no-native", action="store_true", help="do not compile the native OpenMP loop")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG")
@@ -124,9 +157,18 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     mode = "quick" if args.quick else "full" if args.full else "default"
     max_threads = fusedoptim.get_num_threads()
     try:
-        plan = make_plan(mode, optimizers=args.optimizers, dtypes=args.dtypes, threads=args.threads,
-                         sizes=args.sizes, suites=args.suites, repeats=args.repeats, min_time=args.min_time,
-                         max_case_time=args.max_case_time, max_threads=max_threads)
+        plan = make_plan(
+            mode,
+            optimizers=args.optimizers,
+            dtypes=args.dtypes,
+            threads=args.threads,
+            sizes=args.sizes,
+            suites=args.suites,
+            repeats=args.repeats,
+            min_time=args.min_time,
+            max_case_time=args.max_case_time,
+            max_threads=max_threads,
+        )
     except ValueError as e:
         print(f"fusedoptim bench: {e}", file=sys.stderr)
         return 2
@@ -143,8 +185,10 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         torch = _import_torch(args, notes)
         native = _build_native(args, notes, log)
         machine = machine_info(argv, torch, native)
-        log(f"fusedoptim bench ({mode}): {len(plan.cases)} cases on {machine['cpu_model']}, "
-            f"SIMD {machine['fusedoptim']['simd_level']}, threads {plan.threads}")
+        log(
+            f"fusedoptim bench ({mode}): {len(plan.cases)} cases on {machine['cpu_model']}, "
+            f"SIMD {machine['fusedoptim']['simd_level']}, threads {plan.threads}"
+        )
         measured = run_plan(plan, torch=torch, native=native, log=log)
         machine["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     finally:
@@ -154,9 +198,15 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         "schema": "fusedoptim-bench/1",
         "mode": mode,
         "machine": machine,
-        "settings": {"repeats": plan.repeats, "min_time_s": plan.min_time, "max_case_time_s": plan.max_case_time,
-                     "min_repeats": plan.min_repeats, "dtypes": plan.dtypes, "threads": plan.threads,
-                     "triad_elements": plan.triad_elements},
+        "settings": {
+            "repeats": plan.repeats,
+            "min_time_s": plan.min_time,
+            "max_case_time_s": plan.max_case_time,
+            "min_repeats": plan.min_repeats,
+            "dtypes": plan.dtypes,
+            "threads": plan.threads,
+            "triad_elements": plan.triad_elements,
+        },
         "headline_threads": headline_threads,
         "bandwidth": measured["bandwidth"],
         "cases": measured["cases"],
@@ -172,12 +222,14 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         state = {True: "pass", False: "MISS", None: "not measured"}[row["passed"]]
         value = f"{row['measured']:.2f}" if row["measured"] is not None else "-"
         print(f"  {state:>12}  {value:>7} (goal {row['goal']})  {row['target']}")
-    print(f"Wrote {paths['json']}, {paths['markdown']}, {paths['summary']}"
-          + (f" and {len(paths['plots'])} plots" if paths["plots"] else ""))
+    print(
+        f"Wrote {paths['json']}, {paths['markdown']}, {paths['summary']}"
+        + (f" and {len(paths['plots'])} plots" if paths["plots"] else "")
+    )
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m fusedoptim.cli.bench [options]``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m fusedoptim.cli.bench", description=DESCRIPTION)
     add_arguments(parser)

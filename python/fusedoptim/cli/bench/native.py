@@ -34,11 +34,10 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from typing import Optional
 
 import numpy as np
 
-__all__ = ["NativeLibrary", "compile_native", "COMPILE_FLAGS", "SOURCE"]
+__all__ = ["COMPILE_FLAGS", "SOURCE", "NativeLibrary", "compile_native"]
 
 COMPILE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC"]
 
@@ -162,7 +161,7 @@ def pointer_table(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([a.ctypes.data for a in arrays], dtype=np.uintp)
 
 
-def _find_compiler() -> Optional[str]:
+def _find_compiler() -> str | None:
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
         if name and shutil.which(name):
             return shutil.which(name)
@@ -192,7 +191,7 @@ def compile_library(source: str, directory: str, name: str) -> tuple[str, str, l
     return library, compiler, command
 
 
-def compile_native(directory: Optional[str] = None) -> NativeLibrary:
+def compile_native(directory: str | None = None) -> NativeLibrary:
     """Compiles :data:`SOURCE` into ``directory`` (a new temporary directory by default) and loads it.
 
     Raises :class:`NativeUnavailable` with the reason when there is no compiler or the build fails.
@@ -200,8 +199,9 @@ def compile_native(directory: Optional[str] = None) -> NativeLibrary:
     directory = directory or tempfile.mkdtemp(prefix="fusedoptim-bench-native-")
     library, compiler, command = compile_library(SOURCE, directory, "native_loop")
     try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30,
-                                 check=False).stdout
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         version = ""
     try:

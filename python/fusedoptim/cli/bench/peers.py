@@ -41,7 +41,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +53,7 @@ from fusedoptim import reference as R
 from .cases import Case, OptimizerSpec
 from .native import NativeLibrary, pointer_table
 
-__all__ = ["Unavailable", "Workspace", "Peer", "PEER_ORDER", "peers_for"]
+__all__ = ["PEER_ORDER", "Peer", "Unavailable", "Workspace", "peers_for"]
 
 Step = Callable[[], None]
 
@@ -132,7 +132,7 @@ class Peer:
     name: str
     make: Callable[[Workspace], Step]
     arrays: float = 0.0
-    bytes_per_element: Optional[int] = None  # float32 bytes, doubled for float64
+    bytes_per_element: int | None = None  # float32 bytes, doubled for float64
 
 
 # --- fusedoptim -----------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def _explicit_call(module: Any, ws: Workspace) -> Step:
     count = len(P)
     steps = itertools.count(1)
     if name == "sgd":
-        buffers: list[Optional[np.ndarray]] = list(S["momentum_buffer"])  # never None: no first step here
+        buffers: list[np.ndarray | None] = list(S["momentum_buffer"])  # never None: no first step here
         return lambda: module.sgd_(P, G, buffers, **hyper)
     if name == "adagrad":
         return lambda: module.adagrad_(P, G, S["sum"], [next(steps)] * count, **hyper)
@@ -388,8 +388,9 @@ def _native_per_array(lib: NativeLibrary, threads: int) -> Callable[[Workspace],
 # --- which peers a case runs -----------------------------------------------------------------------------------
 
 
-def peers_for(case: Case, spec: OptimizerSpec, *, full: bool, torch: Any = None,
-              native: Optional[NativeLibrary] = None) -> tuple[list[Peer], dict[str, str]]:
+def peers_for(
+    case: Case, spec: OptimizerSpec, *, full: bool, torch: Any = None, native: NativeLibrary | None = None
+) -> tuple[list[Peer], dict[str, str]]:
     """The peers of ``case`` and the reasons others are left out. ``full`` selects every peer (SGD, Adam, AdamW);
     otherwise fusedoptim, the reference and torch's for-loop (and fused, where torch has it)."""
     peers: list[Peer] = []

@@ -21,11 +21,11 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 from .peers import PEER_ORDER
 
-__all__ = ["headline", "write_json", "markdown", "write_plots", "write_outputs", "PEER_LABELS"]
+__all__ = ["PEER_LABELS", "headline", "markdown", "write_json", "write_outputs", "write_plots"]
 
 PEER_LABELS = {
     "fusedoptim": "fusedoptim",
@@ -46,16 +46,22 @@ PEER_LABELS = {
 # --- look-ups -----------------------------------------------------------------------------------------------
 
 
-def _find(results: dict[str, Any], suite: str, optimizer: str, dtype: str, threads: int,
-          elements: Optional[int] = None) -> Optional[dict[str, Any]]:
+def _find(
+    results: dict[str, Any], suite: str, optimizer: str, dtype: str, threads: int, elements: int | None = None
+) -> dict[str, Any] | None:
     for case in results["cases"]:
-        if (case["suite"] == suite and case["optimizer"] == optimizer and case["dtype"] == dtype
-                and case["threads"] == threads and (elements is None or case["elements"] == elements)):
+        if (
+            case["suite"] == suite
+            and case["optimizer"] == optimizer
+            and case["dtype"] == dtype
+            and case["threads"] == threads
+            and (elements is None or case["elements"] == elements)
+        ):
             return case
     return None
 
 
-def _time(seconds: Optional[float]) -> str:
+def _time(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "-"
     if seconds < 1e-3:
@@ -65,7 +71,7 @@ def _time(seconds: Optional[float]) -> str:
     return f"{seconds:.2f} s"
 
 
-def _ratio(value: Optional[float]) -> str:
+def _ratio(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.2f}x" if value < 100 else f"{value:.0f}x"
@@ -89,8 +95,15 @@ def headline(results: dict[str, Any], threads: int) -> list[dict[str, Any]]:
     """
     rows: list[dict[str, Any]] = []
 
-    def ratio_row(target: str, case: Optional[dict[str, Any]], peer: str, goal: str, ok: Any,
-                  invert: bool = False, extra: Sequence[str] = ()) -> None:
+    def ratio_row(
+        target: str,
+        case: dict[str, Any] | None,
+        peer: str,
+        goal: str,
+        ok: Any,
+        invert: bool = False,
+        extra: Sequence[str] = (),
+    ) -> None:
         """measured = peer time / fusedoptim time (or its inverse, fusedoptim / peer, when ``invert``)."""
         measured = None
         detail = "not measured"
@@ -109,36 +122,85 @@ def headline(results: dict[str, Any], threads: int) -> list[dict[str, Any]]:
             detail = "; ".join(parts)
         elif case is not None:
             detail = "; ".join(f"{k}: {v}" for k, v in case["skipped"].items()) or "peer not measured"
-        rows.append({"target": target, "goal": goal, "measured": measured,
-                     "passed": None if measured is None or not math.isfinite(measured) else bool(ok(measured)),
-                     "detail": detail})
+        rows.append(
+            {
+                "target": target,
+                "goal": goal,
+                "measured": measured,
+                "passed": None if measured is None or not math.isfinite(measured) else bool(ok(measured)),
+                "detail": detail,
+            }
+        )
 
     f32 = "float32"
     adam_1e7 = _find(results, "sweep", "adam", f32, threads, 10**7)
-    ratio_row("Adam n=1e7: fusedoptim time / native loop time", adam_1e7, "native", "<= 1.10",
-              lambda r: r <= 1.10, invert=True, extra=["stream_triad"])
-    ratio_row("Adam n=1e7: torch fused time / fusedoptim time", adam_1e7, "torch_fused", ">= 1.10",
-              lambda r: r >= 1.10)
+    ratio_row(
+        "Adam n=1e7: fusedoptim time / native loop time",
+        adam_1e7,
+        "native",
+        "<= 1.10",
+        lambda r: r <= 1.10,
+        invert=True,
+        extra=["stream_triad"],
+    )
+    ratio_row("Adam n=1e7: torch fused time / fusedoptim time", adam_1e7, "torch_fused", ">= 1.10", lambda r: r >= 1.10)
     for n in (10**5, 10**6):
-        ratio_row(f"Adam n={_size(n)}: torch fused time / fusedoptim time",
-                  _find(results, "sweep", "adam", f32, threads, n), "torch_fused", ">= 2.0", lambda r: r >= 2.0)
+        ratio_row(
+            f"Adam n={_size(n)}: torch fused time / fusedoptim time",
+            _find(results, "sweep", "adam", f32, threads, n),
+            "torch_fused",
+            ">= 2.0",
+            lambda r: r >= 2.0,
+        )
     latency = _find(results, "latency", "adam", f32, threads)
-    ratio_row("Adam step on one 1000-element array / one np.add(a, b, out=a)", latency, "numpy_ufunc",
-              "<= 4.0", lambda r: r <= 4.0, invert=True,
-              extra=["fusedoptim_functional", "torch_fused", "torch_forloop"])
+    ratio_row(
+        "Adam step on one 1000-element array / one np.add(a, b, out=a)",
+        latency,
+        "numpy_ufunc",
+        "<= 4.0",
+        lambda r: r <= 4.0,
+        invert=True,
+        extra=["fusedoptim_functional", "torch_fused", "torch_forloop"],
+    )
     resnet = _find(results, "resnet50", "adam", f32, threads)
-    ratio_row("ResNet-50 (161 arrays, 25.6M) Adam: fusedoptim / native loop on one flat buffer", resnet, "native",
-              "<= 1.20", lambda r: r <= 1.20, invert=True, extra=["native_per_array"])
-    ratio_row("ResNet-50 (161 arrays) Adam: torch fused / fusedoptim, same list", resnet, "torch_fused", "> 1.0",
-              lambda r: r > 1.0, extra=["torch_foreach"])
+    ratio_row(
+        "ResNet-50 (161 arrays, 25.6M) Adam: fusedoptim / native loop on one flat buffer",
+        resnet,
+        "native",
+        "<= 1.20",
+        lambda r: r <= 1.20,
+        invert=True,
+        extra=["native_per_array"],
+    )
+    ratio_row(
+        "ResNet-50 (161 arrays) Adam: torch fused / fusedoptim, same list",
+        resnet,
+        "torch_fused",
+        "> 1.0",
+        lambda r: r > 1.0,
+        extra=["torch_foreach"],
+    )
     sgd_1e7 = _find(results, "sweep", "sgd", f32, threads, 10**7)
-    ratio_row("SGD momentum n=1e7: fusedoptim time / native loop time", sgd_1e7, "native", "<= 1.10",
-              lambda r: r <= 1.10, invert=True, extra=["stream_triad"])
-    ratio_row("SGD momentum n=1e7: torch fused time / fusedoptim time", sgd_1e7, "torch_fused", ">= 1.10",
-              lambda r: r >= 1.10)
-    ratio_row("Adam n=1e6: textbook NumPy Adam time / fusedoptim time",
-              _find(results, "sweep", "adam", f32, threads, 10**6), "numpy_naive", ">= 20",
-              lambda r: r >= 20, extra=["reference", "numpy_inplace"])
+    ratio_row(
+        "SGD momentum n=1e7: fusedoptim time / native loop time",
+        sgd_1e7,
+        "native",
+        "<= 1.10",
+        lambda r: r <= 1.10,
+        invert=True,
+        extra=["stream_triad"],
+    )
+    ratio_row(
+        "SGD momentum n=1e7: torch fused time / fusedoptim time", sgd_1e7, "torch_fused", ">= 1.10", lambda r: r >= 1.10
+    )
+    ratio_row(
+        "Adam n=1e6: textbook NumPy Adam time / fusedoptim time",
+        _find(results, "sweep", "adam", f32, threads, 10**6),
+        "numpy_naive",
+        ">= 20",
+        lambda r: r >= 20,
+        extra=["reference", "numpy_inplace"],
+    )
     return rows
 
 
@@ -168,8 +230,12 @@ def _sweep_table(cases: list[dict[str, Any]]) -> list[str]:
         if f is None:
             lines.append(f"| {label} | not measured |" + " |" * (len(header) - 2))
             continue
-        cells = [label, _time(f["median_s"]), f"{f['gbps']:.1f}",
-                 f"{f['fraction_of_triad']:.2f}" if f.get("fraction_of_triad") else "-"]
+        cells = [
+            label,
+            _time(f["median_s"]),
+            f"{f['gbps']:.1f}",
+            f"{f['fraction_of_triad']:.2f}" if f.get("fraction_of_triad") else "-",
+        ]
         for p in peers:
             cells.append(_ratio(case["peers"][p]["ratio_to_fusedoptim"]) if p in case["peers"] else "")
         lines.append("| " + " | ".join(cells) + " |")
@@ -228,8 +294,11 @@ def _overview_table(results: dict[str, Any], dtype: str, threads: int) -> list[s
                 cells.append("-")
                 continue
             text = f"{f['gbps']:.1f} GB/s"
-            vs = [f"{_ratio(case['peers'][p]['ratio_to_fusedoptim'])} {tag}" for p, tag in
-                  (("torch_forloop", "torch"), ("reference", "ref")) if p in case["peers"]]
+            vs = [
+                f"{_ratio(case['peers'][p]['ratio_to_fusedoptim'])} {tag}"
+                for p, tag in (("torch_forloop", "torch"), ("reference", "ref"))
+                if p in case["peers"]
+            ]
             cells.append(text + (" (" + ", ".join(vs) + ")" if vs else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -251,25 +320,31 @@ def markdown(results: dict[str, Any], *, detail: bool = True) -> str:
     lines = [
         "# fusedoptim benchmark",
         "",
-        (f"`{m['command']}` on {m['date']}: {m['cpu_model']}, {m['usable_cpus']} CPUs, "
-         f"fusedoptim {m['fusedoptim']['version']} ({m['fusedoptim']['simd_level']}), NumPy {m['numpy']}, "
-         f"torch {m['torch'] or 'not used'}. Load average (1 min) {_load(m)}."),
+        (
+            f"`{m['command']}` on {m['date']}: {m['cpu_model']}, {m['usable_cpus']} CPUs, "
+            f"fusedoptim {m['fusedoptim']['version']} ({m['fusedoptim']['simd_level']}), NumPy {m['numpy']}, "
+            f"torch {m['torch'] or 'not used'}. Load average (1 min) {_load(m)}."
+        ),
         "",
         f"## Targets (issue 5; float32, {threads} threads, ratios from this run)",
         "",
         *_headline_table(results["headline"]),
         "",
-        ("Ratios are medians of per-round ratios (each peer's time over fusedoptim's in the same round). "
-         "fusedoptim is the optimizer class's `opt.step(grads)`."),
+        (
+            "Ratios are medians of per-round ratios (each peer's time over fusedoptim's in the same round). "
+            "fusedoptim is the optimizer class's `opt.step(grads)`."
+        ),
         "",
         "## Memory bandwidth (STREAM triad, same run, same threads)",
         "",
         *_bandwidth_table(results),
         "",
-        ("Effective GB/s below counts each optimizer's unavoidable traffic "
-         "(Adam 28 bytes per float32 element: reads p, g, m, v, writes p, m, v; SGD with momentum 20; float64 "
-         "double); `of triad` divides it by the triad's GB/s above. A cell `1.35x` is that implementation's time "
-         "over fusedoptim's (above 1: fusedoptim faster)."),
+        (
+            "Effective GB/s below counts each optimizer's unavoidable traffic "
+            "(Adam 28 bytes per float32 element: reads p, g, m, v, writes p, m, v; SGD with momentum 20; float64 "
+            "double); `of triad` divides it by the triad's GB/s above. A cell `1.35x` is that implementation's time "
+            "over fusedoptim's (above 1: fusedoptim faster)."
+        ),
         "",
     ]
     sweep_groups = _groups({"cases": [c for c in results["cases"] if c["suite"] == "sweep"]})
@@ -279,11 +354,18 @@ def markdown(results: dict[str, Any], *, detail: bool = True) -> str:
         optimizers = [o for o in optimizers if o in ("adam", "sgd")]
     for dtype, t in shown:
         for name in optimizers:
-            cases = [c for c in results["cases"] if c["suite"] == "sweep" and c["optimizer"] == name
-                     and c["dtype"] == dtype and c["threads"] == t]
+            cases = [
+                c
+                for c in results["cases"]
+                if c["suite"] == "sweep" and c["optimizer"] == name and c["dtype"] == dtype and c["threads"] == t
+            ]
             if cases:
-                lines += [f"## {cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}", "",
-                          *_sweep_table(cases), ""]
+                lines += [
+                    f"## {cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}",
+                    "",
+                    *_sweep_table(cases),
+                    "",
+                ]
     many = [c for c in results["cases"] if c["suite"] in ("resnet50", "many4096")]
     if not detail:
         many = [c for c in many if c["dtype"] == "float32" and c["threads"] == threads]
@@ -293,18 +375,33 @@ def markdown(results: dict[str, Any], *, detail: bool = True) -> str:
             for name in dict.fromkeys(c["optimizer"] for c in many):
                 cases = [c for c in many if c["optimizer"] == name and c["dtype"] == dtype and c["threads"] == t]
                 if cases:
-                    lines += [f"### {cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}", "",
-                              *_sweep_table(cases), ""]
-        lines += [("`native loop` runs over one flat buffer of the same total size; `native per array` calls it "
-                   "once per array."), ""]
+                    lines += [
+                        f"### {cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}",
+                        "",
+                        *_sweep_table(cases),
+                        "",
+                    ]
+        lines += [
+            (
+                "`native loop` runs over one flat buffer of the same total size; `native per array` calls it "
+                "once per array."
+            ),
+            "",
+        ]
     latency = _latency_table(results)
     if latency:
         lines += ["## Latency: one Adam step on a single 1000-element array", "", *latency, ""]
     if detail:
         for dtype, t in sweep_groups:
-            lines += [(f"## Every optimizer, fusedoptim GB/s ({dtype}, {t} thread{'s' if t > 1 else ''}; "
-                       "in brackets the speed-up over torch's for-loop and the reference)"), "",
-                      *_overview_table(results, dtype, t), ""]
+            lines += [
+                (
+                    f"## Every optimizer, fusedoptim GB/s ({dtype}, {t} thread{'s' if t > 1 else ''}; "
+                    "in brackets the speed-up over torch's for-loop and the reference)"
+                ),
+                "",
+                *_overview_table(results, dtype, t),
+                "",
+            ]
         skipped = _skipped_lines(results)
         if skipped:
             lines += ["## Not measured", "", *skipped, ""]
@@ -317,7 +414,9 @@ def _load(m: dict[str, Any]) -> str:
     start, end = m.get("loadavg_start"), m.get("loadavg_end")
     if not start:
         return "unknown"
-    return f"{start[0]:.1f} at the start and {end[0]:.1f} at the end of the run" if end else f"{start[0]:.1f} at the start"
+    return (
+        f"{start[0]:.1f} at the start and {end[0]:.1f} at the end of the run" if end else f"{start[0]:.1f} at the start"
+    )
 
 
 # --- JSON ----------------------------------------------------------------------------------------------------------
@@ -368,10 +467,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def _sweep_axes(ax: Any, cases: list[dict[str, Any]], triad: Optional[float], title: str) -> None:
+def _sweep_axes(ax: Any, cases: list[dict[str, Any]], triad: float | None, title: str) -> None:
     for peer in _present_peers(cases):
-        points = sorted((c["elements"], c["peers"][peer]["gbps"]) for c in cases
-                        if peer in c["peers"] and c["peers"][peer]["gbps"])
+        points = sorted(
+            (c["elements"], c["peers"][peer]["gbps"]) for c in cases if peer in c["peers"] and c["peers"][peer]["gbps"]
+        )
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, label=PEER_LABELS.get(peer, peer), **_STYLE.get(peer, {}))
@@ -385,9 +485,8 @@ def _sweep_axes(ax: Any, cases: list[dict[str, Any]], triad: Optional[float], ti
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _triad(results: dict[str, Any], dtype: str, threads: int) -> Optional[float]:
-    return next((b.get("gbps") for b in results["bandwidth"] if b["dtype"] == dtype and b["threads"] == threads),
-                None)
+def _triad(results: dict[str, Any], dtype: str, threads: int) -> float | None:
+    return next((b.get("gbps") for b in results["bandwidth"] if b["dtype"] == dtype and b["threads"] == threads), None)
 
 
 def _many_axes(ax: Any, cases: list[dict[str, Any]], title: str) -> None:
@@ -429,13 +528,23 @@ def write_plots(results: dict[str, Any], directory: str) -> list[str]:
         for i, dtype in enumerate(dtypes):
             for j, t in enumerate(threads):
                 group = [c for c in cases if c["dtype"] == dtype and c["threads"] == t]
-                _sweep_axes(axes[i][j], group, _triad(results, dtype, t),
-                            f"{cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}")
+                _sweep_axes(
+                    axes[i][j],
+                    group,
+                    _triad(results, dtype, t),
+                    f"{cases[0]['label']}, {dtype}, {t} thread{'s' if t > 1 else ''}",
+                )
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
         # Fixed margins in inches (tight_layout costs seconds per figure): the legend's rows, then the x label.
-        fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.35 / height,
-                            bottom=(0.3 * math.ceil(len(labels) / 6) + 0.65) / height, hspace=0.35, wspace=0.18)
+        fig.subplots_adjust(
+            left=0.07,
+            right=0.98,
+            top=1 - 0.35 / height,
+            bottom=(0.3 * math.ceil(len(labels) / 6) + 0.65) / height,
+            hspace=0.35,
+            wspace=0.18,
+        )
         path = os.path.join(directory, f"sweep_{name}.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -447,14 +556,20 @@ def write_plots(results: dict[str, Any], directory: str) -> list[str]:
         cases = [c for c in sweep if c["optimizer"] == name and c["dtype"] == "float32" and c["threads"] == t]
         if len(cases) >= 2:
             panels.append(("sweep", name, cases))
-    many = [c for c in results["cases"] if c["suite"] in ("resnet50", "many4096") and c["optimizer"] == "adam"
-            and c["dtype"] == "float32" and c["threads"] == t]
+    many = [
+        c
+        for c in results["cases"]
+        if c["suite"] in ("resnet50", "many4096")
+        and c["optimizer"] == "adam"
+        and c["dtype"] == "float32"
+        and c["threads"] == t
+    ]
     if many:
         panels.append(("many", "adam", many))
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.2), squeeze=False)
         legend: dict[str, Any] = {}
-        for ax, (kind, name, cases) in zip(axes[0], panels):
+        for ax, (kind, _name, cases) in zip(axes[0], panels):
             label = cases[0]["label"]
             if kind == "sweep":
                 _sweep_axes(ax, cases, _triad(results, "float32", t), f"{label}, float32, {t} threads")
@@ -463,11 +578,13 @@ def write_plots(results: dict[str, Any], directory: str) -> list[str]:
             else:
                 _many_axes(ax, cases, f"{label} on many arrays, float32, {t} threads")
         if legend:
-            fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(7, len(legend)),
-                       fontsize=8)
-        fig.suptitle(f"fusedoptim {results['machine']['fusedoptim']['version']} on "
-                     f"{results['machine']['cpu_model']} ({results['machine']['date'][:10]}): effective GB/s, "
-                     "higher is faster", fontsize=10)
+            fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(7, len(legend)), fontsize=8)
+        fig.suptitle(
+            f"fusedoptim {results['machine']['fusedoptim']['version']} on "
+            f"{results['machine']['cpu_model']} ({results['machine']['date'][:10]}): effective GB/s, "
+            "higher is faster",
+            fontsize=10,
+        )
         fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.24 if len(legend) > 7 else 0.2, wspace=0.22)
         path = os.path.join(directory, "headline.png")
         fig.savefig(path, dpi=110)
@@ -480,9 +597,12 @@ def write_outputs(results: dict[str, Any], directory: str, *, plots: bool = True
     """Writes ``bench.json``, ``bench.md`` (every table), ``summary.md`` (targets and the main tables) and, when
     ``plots`` and matplotlib is installed, the PNGs. Returns the paths, by kind."""
     os.makedirs(directory, exist_ok=True)
-    paths: dict[str, Any] = {"json": os.path.join(directory, "bench.json"),
-                             "markdown": os.path.join(directory, "bench.md"),
-                             "summary": os.path.join(directory, "summary.md"), "plots": []}
+    paths: dict[str, Any] = {
+        "json": os.path.join(directory, "bench.json"),
+        "markdown": os.path.join(directory, "bench.md"),
+        "summary": os.path.join(directory, "summary.md"),
+        "plots": [],
+    }
     write_json(results, paths["json"])
     with open(paths["markdown"], "w", encoding="utf-8") as f:
         f.write(markdown(results, detail=True))

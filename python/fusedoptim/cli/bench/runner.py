@@ -10,7 +10,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -22,14 +22,14 @@ from .native import NativeLibrary
 from .peers import PEER_ORDER, Peer, Unavailable, Workspace, peers_for
 from .timing import Timed, measure, paired_ratio
 
-__all__ = ["run_plan", "machine_info", "available_memory"]
+__all__ = ["available_memory", "machine_info", "run_plan"]
 
 Log = Callable[[str], None]
 
 MEMORY_MARGIN = 1 << 30  # bytes left free for everyone else on the machine
 
 
-def available_memory() -> Optional[int]:
+def available_memory() -> int | None:
     """MemAvailable from /proc/meminfo, in bytes (None where there is no /proc)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -41,14 +41,15 @@ def available_memory() -> Optional[int]:
     return None
 
 
-def _fits(nbytes: float, reserved: float = 0.0, free: Optional[int] = None) -> tuple[bool, str]:
+def _fits(nbytes: float, reserved: float = 0.0, free: int | None = None) -> tuple[bool, str]:
     """Whether ``nbytes`` more fit in memory, on top of ``reserved`` bytes promised to others but not yet
     allocated (torch allocates its state at the first step), leaving MEMORY_MARGIN free."""
     free = available_memory() if free is None else free
     if free is None or reserved + nbytes + MEMORY_MARGIN <= free:
         return True, ""
-    return False, (f"not enough memory (needs ~{nbytes / 2**30:.1f} GiB, "
-                   f"{max(0.0, free - reserved) / 2**30:.1f} GiB available)")
+    return False, (
+        f"not enough memory (needs ~{nbytes / 2**30:.1f} GiB, {max(0.0, free - reserved) / 2**30:.1f} GiB available)"
+    )
 
 
 def _cpu_model() -> str:
@@ -82,12 +83,12 @@ def _caches() -> dict[str, str]:
     return caches
 
 
-def machine_info(argv: Sequence[str], torch: Any, native: Optional[NativeLibrary]) -> dict[str, Any]:
+def machine_info(argv: Sequence[str], torch: Any, native: NativeLibrary | None) -> dict[str, Any]:
     """The facts a reader needs to judge the numbers: CPU, memory, library versions, settings, load."""
     try:
         import matplotlib
 
-        matplotlib_version: Optional[str] = matplotlib.__version__
+        matplotlib_version: str | None = matplotlib.__version__
     except ImportError:
         matplotlib_version = None
     total_memory = None
@@ -114,8 +115,11 @@ def machine_info(argv: Sequence[str], torch: Any, native: Optional[NativeLibrary
         "fusedoptim": fusedoptim.info(),
         "parallel_grain": _core.get_parallel_grain(),
         "native": native.describe() if native is not None else None,
-        "environment": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
-                                                  "OMP_PROC_BIND", "FUSEDOPTIM_SIMD") if k in os.environ},
+        "environment": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "FUSEDOPTIM_SIMD")
+            if k in os.environ
+        },
         "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
@@ -126,7 +130,7 @@ def _set_threads(threads: int, torch: Any) -> None:
         torch.set_num_threads(threads)
 
 
-def _peer_result(t: Timed, base: Optional[Timed], nbytes: int, triad_gbps: Optional[float]) -> dict[str, Any]:
+def _peer_result(t: Timed, base: Timed | None, nbytes: int, triad_gbps: float | None) -> dict[str, Any]:
     median = t.median
     gbps = nbytes / median / 1e9 if median > 0 else None
     return {
@@ -141,7 +145,7 @@ def _peer_result(t: Timed, base: Optional[Timed], nbytes: int, triad_gbps: Optio
     }
 
 
-def _measure_bandwidth(dtype: str, threads: int, plan: Plan, native: Optional[NativeLibrary], log: Log) -> dict:
+def _measure_bandwidth(dtype: str, threads: int, plan: Plan, native: NativeLibrary | None, log: Log) -> dict:
     """STREAM triad (fusedoptim's probe, and the native loop's as a cross-check) on arrays of 4x the LLC."""
     n = plan.triad_elements[dtype]
     itemsize = np.dtype(dtype).itemsize
@@ -160,12 +164,21 @@ def _measure_bandwidth(dtype: str, threads: int, plan: Plan, native: Optional[Na
         triad = native.function("triad", np.dtype(dtype))
         args = (a.ctypes.data, b.ctypes.data, c.ctypes.data, n, 3.0, threads)
         steps["native_triad"] = lambda: triad(*args)
-    timed = measure(steps, repeats=plan.repeats, min_time=plan.min_time, max_case_time=plan.max_case_time,
-                    min_repeats=plan.min_repeats)
+    timed = measure(
+        steps,
+        repeats=plan.repeats,
+        min_time=plan.min_time,
+        max_case_time=plan.max_case_time,
+        min_repeats=plan.min_repeats,
+    )
     nbytes = 3 * itemsize * n
     for name, t in timed.items():
-        record[name] = {"median_s": t.median, "samples_s": t.samples, "gbps": nbytes / t.median / 1e9,
-                        "calls_per_sample": t.number}
+        record[name] = {
+            "median_s": t.median,
+            "samples_s": t.samples,
+            "gbps": nbytes / t.median / 1e9,
+            "calls_per_sample": t.number,
+        }
     record["gbps"] = record["stream_triad"]["gbps"]
     extra = f", native triad {record['native_triad']['gbps']:.1f}" if "native_triad" in record else ""
     log(f"bandwidth {dtype} {threads}t: stream_triad {record['gbps']:.1f} GB/s{extra} ({n} elements)")
@@ -187,8 +200,9 @@ def _format_time(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def run_case(case: Case, plan: Plan, *, torch: Any, native: Optional[NativeLibrary],
-             triad_gbps: Optional[float]) -> dict[str, Any]:
+def run_case(
+    case: Case, plan: Plan, *, torch: Any, native: NativeLibrary | None, triad_gbps: float | None
+) -> dict[str, Any]:
     """Sets up every peer of ``case`` on one workspace and times them interleaved."""
     spec = OPTIMIZERS[case.optimizer]
     dtype = np.dtype(case.dtype)
@@ -233,7 +247,7 @@ def run_case(case: Case, plan: Plan, *, torch: Any, native: Optional[NativeLibra
             by_name[peer.name] = peer
         except Unavailable as e:
             skipped[peer.name] = str(e)
-        except Exception as e:  # noqa: BLE001  (report it; do not abort the run)
+        except Exception as e:
             skipped[peer.name] = f"set-up failed: {_short(e)}"
 
     def failed(name: str, error: BaseException) -> None:
@@ -241,8 +255,15 @@ def run_case(case: Case, plan: Plan, *, torch: Any, native: Optional[NativeLibra
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
-    timed = measure(steps, repeats=plan.repeats, min_time=plan.min_time, max_case_time=plan.max_case_time,
-                    min_repeats=plan.min_repeats, between_rounds=workspace.reset_if_needed, on_error=failed)
+    timed = measure(
+        steps,
+        repeats=plan.repeats,
+        min_time=plan.min_time,
+        max_case_time=plan.max_case_time,
+        min_repeats=plan.min_repeats,
+        between_rounds=workspace.reset_if_needed,
+        on_error=failed,
+    )
     record["seconds"] = time.perf_counter() - start
     record["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]
     record["resets"] = workspace.resets
@@ -275,7 +296,7 @@ def _summary_line(record: dict[str, Any]) -> str:
     return text + (" | " + ", ".join(others) if others else "") + f" [{record.get('seconds', 0):.1f} s]"
 
 
-def run_plan(plan: Plan, *, torch: Any, native: Optional[NativeLibrary], log: Log) -> dict[str, Any]:
+def run_plan(plan: Plan, *, torch: Any, native: NativeLibrary | None, log: Log) -> dict[str, Any]:
     """Runs every case of ``plan``; returns ``{"bandwidth": [...], "cases": [...]}``."""
     previous_threads = _core.requested_num_threads()
     previous_torch_threads = torch.get_num_threads() if torch is not None else None

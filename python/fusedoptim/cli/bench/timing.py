@@ -19,7 +19,6 @@ import gc
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Optional
 
 __all__ = ["Timed", "measure", "paired_ratio"]
 
@@ -77,8 +76,8 @@ def measure(
     max_case_time: float,
     min_repeats: int = 3,
     max_number: int = 100_000,
-    between_rounds: Optional[Callable[[], object]] = None,
-    on_error: Optional[Callable[[str, BaseException], None]] = None,
+    between_rounds: Callable[[], object] | None = None,
+    on_error: Callable[[str, BaseException], None] | None = None,
 ) -> dict[str, Timed]:
     """Times every step in ``steps`` round-robin (see the module docstring).
 
@@ -91,7 +90,7 @@ def measure(
     for name, step in steps.items():
         try:
             number, per_call = _calibrate(step, min_time, max_number)
-        except Exception as e:  # noqa: BLE001  (a peer that cannot run here: torch refusing a dtype, ...)
+        except Exception as e:
             if on_error is not None:
                 on_error(name, e)
             continue

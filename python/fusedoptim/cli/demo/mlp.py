@@ -8,7 +8,6 @@ The model keeps torch.nn.Linear's layout and initialisation, so its parameters l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
 
 import numpy as np
 
@@ -89,7 +88,7 @@ class MLP:
 
     def predict(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """Predicted classes, computed ``chunk`` rows at a time to bound memory."""
-        return np.concatenate([self.forward(x[i:i + chunk]).argmax(axis=1) for i in range(0, len(x), chunk)])
+        return np.concatenate([self.forward(x[i : i + chunk]).argmax(axis=1) for i in range(0, len(x), chunk)])
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, chunk: int = 4096) -> float:
         return float(np.mean(self.predict(x, chunk) == y)) if len(y) else float("nan")
@@ -98,10 +97,10 @@ class MLP:
         """Mean cross-entropy over ``(x, y)`` (no gradient)."""
         total = 0.0
         for i in range(0, len(x), chunk):
-            total += cross_entropy(self.forward(x[i:i + chunk]), y[i:i + chunk]) * len(y[i:i + chunk])
+            total += cross_entropy(self.forward(x[i : i + chunk]), y[i : i + chunk]) * len(y[i : i + chunk])
         return total / len(y)
 
-    def loss_and_grad(self, x: np.ndarray, y: np.ndarray, chunk: Optional[int] = None) -> float:
+    def loss_and_grad(self, x: np.ndarray, y: np.ndarray, chunk: int | None = None) -> float:
         """Mean cross-entropy of the batch; writes its gradient with respect to every parameter into ``grads``.
 
         With ``chunk`` the batch is processed ``chunk`` rows at a time and the gradients are summed with

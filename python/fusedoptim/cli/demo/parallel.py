@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -85,16 +85,18 @@ class Parallel:
         RuntimeError naming it, for another kind of exception), so rank 0's failure cannot leave the others
         waiting. Only strings cross for a failure: any exception can be reported."""
         result: Any = None
-        failure: Optional[tuple[bool, str]] = None
-        error: Optional[Exception] = None
+        failure: tuple[bool, str] | None = None
+        error: Exception | None = None
         if self.is_root:
             try:
                 result = read()
             except Exception as exception:
                 error = exception
                 expected = isinstance(exception, error_type)
-                failure = (expected, str(exception) if expected else
-                           f"rank 0 failed: {type(exception).__name__}: {exception}")
+                failure = (
+                    expected,
+                    str(exception) if expected else f"rank 0 failed: {type(exception).__name__}: {exception}",
+                )
         result, failure = self.comm.bcast((result, failure), root=0)
         if error is not None:
             raise error

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .train import RunResult
 
-__all__ = ["MissingExtra", "require", "plot_runs", "plot_study"]
+__all__ = ["MissingExtra", "plot_runs", "plot_study", "require"]
 
 
 class MissingExtra(ImportError):
@@ -20,7 +20,7 @@ def require(module: str, extra: str, purpose: str) -> Any:
     try:
         return __import__(module, fromlist=["_"])
     except ImportError:
-        raise MissingExtra(f"{purpose} needs {module.split('.')[0]}: pip install \"fusedoptim[{extra}]\"") from None
+        raise MissingExtra(f'{purpose} needs {module.split(".")[0]}: pip install "fusedoptim[{extra}]"') from None
 
 
 def _figure(width: float, height: float) -> Any:
@@ -29,15 +29,14 @@ def _figure(width: float, height: float) -> Any:
     return figure_module.Figure(figsize=(width, height), layout="constrained")
 
 
-def plot_runs(runs: Sequence[RunResult], path: Union[str, Path], title: str) -> Path:
+def plot_runs(runs: Sequence[RunResult], path: str | Path, title: str) -> Path:
     """Writes the loss curves (left, log scale) and test accuracy per epoch (right) of ``runs`` to ``path``."""
     figure = _figure(12, 4.8)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for run in runs:
         if run.curve:
             xs, ys = zip(*run.curve)
-            loss_axes.plot(xs, ys, label=run.label, linewidth=1.2, marker="o" if len(xs) < 30 else None,
-                           markersize=3)
+            loss_axes.plot(xs, ys, label=run.label, linewidth=1.2, marker="o" if len(xs) < 30 else None, markersize=3)
         if run.history:
             epochs = [r.epoch for r in run.history]
             accuracies = [r.test_accuracy for r in run.history]
@@ -58,8 +57,7 @@ def plot_runs(runs: Sequence[RunResult], path: Union[str, Path], title: str) -> 
     return path
 
 
-def plot_study(trials: Sequence[tuple[int, float, bool]], path: Union[str, Path], title: str,
-               objective: str) -> Path:
+def plot_study(trials: Sequence[tuple[int, float, bool]], path: str | Path, title: str, objective: str) -> Path:
     """Optimisation history, as optuna's history plot: each trial's objective (``(number, value, completed)``;
     pruned trials, with their last reported value, drawn apart) and the best completed value so far."""
     figure = _figure(8, 4.8)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, TextIO, Union
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -23,12 +23,21 @@ import fusedoptim
 from fusedoptim.optimizer import Optimizer
 
 from .data import Dataset
-from .methods import FULL_BATCH, OPTIMIZERS, format_settings, hyperparameters
+from .methods import FULL_BATCH, FULL_BATCH_ONLY, OPTIMIZERS, format_settings, hyperparameters
 from .mlp import MLP
 from .parallel import Parallel
 
-__all__ = ["TrainConfig", "EpochRecord", "RunResult", "Reporter", "CheckpointError", "build_optimizer", "train",
-           "describe_run", "blas_threads"]
+__all__ = [
+    "CheckpointError",
+    "EpochRecord",
+    "Reporter",
+    "RunResult",
+    "TrainConfig",
+    "blas_threads",
+    "build_optimizer",
+    "describe_run",
+    "train",
+]
 
 # Full-batch gradients are summed over chunks of this many examples, to bound the activations held at once.
 _FULL_BATCH_CHUNK = 10_000
@@ -69,13 +78,13 @@ class TrainConfig:
 
     optimizer: str = "sgd"
     settings: dict[str, Any] = field(default_factory=dict)
-    batch: Union[int, str] = 64
+    batch: int | str = 64
     hidden: tuple[int, ...] = (512,)
     epochs: int = 10
     seed: int = 0
-    tol: Optional[float] = None
-    patience: Optional[int] = None
-    max_steps: Optional[int] = None
+    tol: float | None = None
+    patience: int | None = None
+    max_steps: int | None = None
     log_every: int = 100
     label: str = ""
 
@@ -84,8 +93,9 @@ class TrainConfig:
         values = {name: h.default for name, h in hyperparameters(self.optimizer).items()}
         unknown = set(self.settings) - set(values)
         if unknown:
-            raise ValueError(f"{self.optimizer} has no hyperparameter {', '.join(sorted(unknown))} "
-                             f"(it has {', '.join(values)})")
+            raise ValueError(
+                f"{self.optimizer} has no hyperparameter {', '.join(sorted(unknown))} (it has {', '.join(values)})"
+            )
         values.update(self.settings)
         return values
 
@@ -119,7 +129,7 @@ class RunResult:
     curve: list[tuple[float, float]]
     steps: int
     steps_per_epoch: int
-    stopped: Optional[str]
+    stopped: str | None
 
     @property
     def label(self) -> str:
@@ -135,9 +145,16 @@ class RunResult:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (``--json``)."""
-        totals = {key: sum(getattr(r, key) for r in self.history)
-                  for key in ("seconds", "forward_backward_seconds", "optimizer_seconds", "batch_seconds",
-                              "evaluation_seconds")}
+        totals = {
+            key: sum(getattr(r, key) for r in self.history)
+            for key in (
+                "seconds",
+                "forward_backward_seconds",
+                "optimizer_seconds",
+                "batch_seconds",
+                "evaluation_seconds",
+            )
+        }
         best_epoch, best_accuracy = self.best()
         last = self.history[-1] if self.history else None
         return {
@@ -184,7 +201,7 @@ class Reporter:
         Print nothing.
     """
 
-    def __init__(self, stream: Optional[TextIO] = None, progress: bool = True, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, progress: bool = True, quiet: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.quiet = quiet
         self._tqdm = _import_tqdm() if progress and not quiet else None
@@ -206,8 +223,9 @@ class Reporter:
             yield None
             return
         # disable=None: tqdm shows nothing unless stderr is a terminal, so logs and pipes stay clean.
-        self._bar = self._tqdm(total=total, desc=description, unit="batch", leave=False, disable=None,
-                               file=sys.stderr, dynamic_ncols=True)
+        self._bar = self._tqdm(
+            total=total, desc=description, unit="batch", leave=False, disable=None, file=sys.stderr, dynamic_ncols=True
+        )
         try:
             yield self._bar
         finally:
@@ -241,14 +259,16 @@ def _fingerprint(dataset: Dataset) -> dict[str, Any]:
 
 def _trajectory(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     """What must match between a checkpoint and the run resuming it."""
-    return _jsonable({
-        "optimizer": config.optimizer,
-        "hyperparameters": config.hyperparameters(),
-        "batch": config.batch,
-        "hidden": list(config.hidden),
-        "seed": config.seed,
-        "data": _fingerprint(dataset),
-    })
+    return _jsonable(
+        {
+            "optimizer": config.optimizer,
+            "hyperparameters": config.hyperparameters(),
+            "batch": config.batch,
+            "hidden": list(config.hidden),
+            "seed": config.seed,
+            "data": _fingerprint(dataset),
+        }
+    )
 
 
 @dataclass
@@ -258,20 +278,29 @@ class _Progress:
     epoch: int = 0  # epochs completed
     position: int = 0  # steps done in the current epoch
     steps: int = 0
-    permutation: Optional[np.ndarray] = None
+    permutation: np.ndarray | None = None
     running_loss: float = 0.0
     running_count: int = 0
     epoch_loss: float = 0.0
     epoch_examples: int = 0
-    times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("forward_backward", "optimizer",
-                                                                              "batch"), 0.0))
+    times: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("forward_backward", "optimizer", "batch"), 0.0)
+    )
     history: list[EpochRecord] = field(default_factory=list)
     curve: list[tuple[float, float]] = field(default_factory=list)
-    stopped: Optional[str] = None
+    stopped: str | None = None
 
 
-def _save(path: Path, config: TrainConfig, dataset: Dataset, model: MLP, optimizer: Optimizer,
-          order_rng: np.random.Generator, progress: _Progress, parallel: Optional[Parallel] = None) -> None:
+def _save(
+    path: Path,
+    config: TrainConfig,
+    dataset: Dataset,
+    model: MLP,
+    optimizer: Optimizer,
+    order_rng: np.random.Generator,
+    progress: _Progress,
+    parallel: Parallel | None = None,
+) -> None:
     """``fusedoptim.save``: the parameters, the optimizer's state and, as the extra, the run's record. Under MPI
     ``distributed.save``, a collective: rank 0 writes the full state (ZeRO gathers the shards), and if it cannot,
     every rank raises instead of leaving the others waiting."""
@@ -306,12 +335,13 @@ def _resume_error(path: Path, error: Exception) -> CheckpointError:
         return CheckpointError(f"--resume {path}: no such file")
     problem = str(error)
     if problem.startswith(f"{os.fspath(path)}: "):  # fusedoptim.load's ValueErrors name the file first
-        problem = problem[len(os.fspath(path)) + 2:]
+        problem = problem[len(os.fspath(path)) + 2 :]
     return CheckpointError(f"--resume {path}: {problem}")
 
 
-def _read_record(path: Path, config: TrainConfig, dataset: Dataset,
-                 order_rng: np.random.Generator) -> tuple[_Progress, dict[str, Any]]:
+def _read_record(
+    path: Path, config: TrainConfig, dataset: Dataset, order_rng: np.random.Generator
+) -> tuple[_Progress, dict[str, Any]]:
     """The run's record in the checkpoint, checked against this run's settings: the loop's progress and the
     batch order's random state. Nothing is changed."""
     try:
@@ -319,11 +349,15 @@ def _read_record(path: Path, config: TrainConfig, dataset: Dataset,
     except (ValueError, OSError) as error:
         raise _resume_error(path, error) from None
     if record.get("record") != _RUN_RECORD:
-        raise CheckpointError(f"--resume {path}: not a fusedoptim train checkpoint (a fusedoptim checkpoint without "
-                              "the run's record: its position, random state and settings)")
+        raise CheckpointError(
+            f"--resume {path}: not a fusedoptim train checkpoint (a fusedoptim checkpoint without "
+            "the run's record: its position, random state and settings)"
+        )
     if record.get("version") != _RUN_RECORD_VERSION:
-        raise CheckpointError(f"--resume {path}: run record version {record.get('version')!r} is not supported "
-                              f"(expected {_RUN_RECORD_VERSION})")
+        raise CheckpointError(
+            f"--resume {path}: run record version {record.get('version')!r} is not supported "
+            f"(expected {_RUN_RECORD_VERSION})"
+        )
     expected, saved = _trajectory(config, dataset), record.get("trajectory")
     if not isinstance(saved, dict):
         raise CheckpointError(f"--resume {path}: the run's record has no settings to check")
@@ -338,11 +372,18 @@ def _read_record(path: Path, config: TrainConfig, dataset: Dataset,
         # Checked on a generator of the same kind, so that a bad state changes nothing.
         type(order_rng.bit_generator)().state = record["order_rng"]
         progress = _Progress(
-            epoch=record["epoch"], position=record["position"], steps=record["steps"], permutation=permutation,
-            running_loss=record["running_loss"], running_count=record["running_count"],
-            epoch_loss=record["epoch_loss"], epoch_examples=record["epoch_examples"], times=dict(record["times"]),
+            epoch=record["epoch"],
+            position=record["position"],
+            steps=record["steps"],
+            permutation=permutation,
+            running_loss=record["running_loss"],
+            running_count=record["running_count"],
+            epoch_loss=record["epoch_loss"],
+            epoch_examples=record["epoch_examples"],
+            times=dict(record["times"]),
             history=[EpochRecord(**r) for r in record["history"]],
-            curve=[(float(x), float(y)) for x, y in record["curve"]], stopped=record["stopped"],
+            curve=[(float(x), float(y)) for x, y in record["curve"]],
+            stopped=record["stopped"],
         )
     except (KeyError, TypeError, ValueError) as error:
         problem = f"{type(error).__name__}: {error}"
@@ -350,14 +391,22 @@ def _read_record(path: Path, config: TrainConfig, dataset: Dataset,
     return progress, record["order_rng"]
 
 
-def _restore(path: Path, config: TrainConfig, dataset: Dataset, model: MLP, optimizer: Optimizer,
-             order_rng: np.random.Generator, parallel: Optional[Parallel] = None) -> _Progress:
+def _restore(
+    path: Path,
+    config: TrainConfig,
+    dataset: Dataset,
+    model: MLP,
+    optimizer: Optimizer,
+    order_rng: np.random.Generator,
+    parallel: Parallel | None = None,
+) -> _Progress:
     # The record first: a checkpoint of another run is refused naming the settings that differ (before a shape
     # or a state key would refuse it less clearly), and before anything changes.
     if parallel is not None:
         # Rank 0 reads it and sends it, or its failure, to every rank.
-        progress, rng_state = parallel.from_root(lambda: _read_record(path, config, dataset, order_rng),
-                                                 CheckpointError)
+        progress, rng_state = parallel.from_root(
+            lambda: _read_record(path, config, dataset, order_rng), CheckpointError
+        )
     else:
         progress, rng_state = _read_record(path, config, dataset, order_rng)
     try:
@@ -376,12 +425,12 @@ def _restore(path: Path, config: TrainConfig, dataset: Dataset, model: MLP, opti
 def train(
     dataset: Dataset,
     config: TrainConfig,
-    reporter: Optional[Reporter] = None,
-    save: Optional[Union[str, Path]] = None,
-    save_every: Optional[int] = None,
-    resume: Optional[Union[str, Path]] = None,
-    on_epoch: Optional[Callable[[EpochRecord], None]] = None,
-    parallel: Optional[Parallel] = None,
+    reporter: Reporter | None = None,
+    save: str | Path | None = None,
+    save_every: int | None = None,
+    resume: str | Path | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    parallel: Parallel | None = None,
 ) -> RunResult:
     """Trains an MLP on ``dataset`` with fusedoptim and returns its history.
 
@@ -408,6 +457,13 @@ def train(
     reporter = reporter if reporter is not None else Reporter(quiet=True)
     if config.batch != FULL_BATCH and int(config.batch) < 1:
         raise ValueError(f"batch size must be >= 1, got {config.batch}")
+    if config.optimizer in FULL_BATCH_ONLY and config.batch != FULL_BATCH:
+        raise ValueError(f"--optimizer {config.optimizer} trains on the whole training set: use --full-batch")
+    if config.optimizer in FULL_BATCH_ONLY and parallel is not None:
+        raise ValueError(
+            f"--optimizer {config.optimizer} runs in one process (the distributed wrappers take gradients, "
+            "not the closure it steps with)"
+        )
     init_seed, order_seed = np.random.SeedSequence(config.seed).spawn(2)
     order_rng = np.random.default_rng(order_seed)
     model = MLP((dataset.num_features, *config.hidden, dataset.num_classes), np.random.default_rng(init_seed))
@@ -417,8 +473,10 @@ def train(
     progress = _Progress()
     if resume is not None:
         progress = _restore(Path(resume), config, dataset, model, optimizer, order_rng, parallel)
-        reporter.line(f"resumed from {resume}: {progress.epoch} epochs and {progress.position} steps of epoch "
-                      f"{progress.epoch + 1} done ({progress.steps} steps in all)")
+        reporter.line(
+            f"resumed from {resume}: {progress.epoch} epochs and {progress.position} steps of epoch "
+            f"{progress.epoch + 1} done ({progress.steps} steps in all)"
+        )
     save_path = Path(save) if save is not None else None
 
     def checkpoint() -> None:
@@ -430,8 +488,9 @@ def train(
         previous = progress.history[-2] if len(progress.history) > 1 else None
         progress.stopped = _stop_reason(config, progress.history, previous)
 
-    loop = _Loop(dataset, config, model, optimizer, order_rng, progress, reporter, checkpoint, save_every, on_epoch,
-                 parallel)
+    loop = _Loop(
+        dataset, config, model, optimizer, order_rng, progress, reporter, checkpoint, save_every, on_epoch, parallel
+    )
     # A diverging run overflows: the loop sees the non-finite loss and stops with a message, so NumPy's
     # overflow and invalid-value warnings would only repeat it.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -447,17 +506,35 @@ def train(
         reporter.line(f"stopped: {progress.stopped}")
     if save_path is not None:
         reporter.line(f"checkpoint: {save_path}")
-    return RunResult(config, model, optimizer, progress.history, progress.curve, progress.steps,
-                     loop.steps_per_epoch, progress.stopped)
+    return RunResult(
+        config,
+        model,
+        optimizer,
+        progress.history,
+        progress.curve,
+        progress.steps,
+        loop.steps_per_epoch,
+        progress.stopped,
+    )
 
 
 class _Loop:
     """One run's epochs: the steps of an epoch, then its evaluation, record and stopping check."""
 
-    def __init__(self, dataset: Dataset, config: TrainConfig, model: MLP, optimizer: Optimizer,
-                 order_rng: np.random.Generator, progress: _Progress, reporter: Reporter,
-                 checkpoint: Callable[[], None], save_every: Optional[int],
-                 on_epoch: Optional[Callable[[EpochRecord], None]], parallel: Optional[Parallel] = None) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        config: TrainConfig,
+        model: MLP,
+        optimizer: Optimizer,
+        order_rng: np.random.Generator,
+        progress: _Progress,
+        reporter: Reporter,
+        checkpoint: Callable[[], None],
+        save_every: int | None,
+        on_epoch: Callable[[EpochRecord], None] | None,
+        parallel: Parallel | None = None,
+    ) -> None:
         self.dataset, self.config, self.model, self.optimizer = dataset, config, model, optimizer
         self.parallel = parallel
         self.order_rng, self.progress, self.reporter = order_rng, progress, reporter
@@ -483,7 +560,7 @@ class _Loop:
                 if self.full_batch:
                     x, y = x_train, y_train
                 else:
-                    rows = progress.permutation[b * self.batch_size:(b + 1) * self.batch_size]  # type: ignore[index]
+                    rows = progress.permutation[b * self.batch_size : (b + 1) * self.batch_size]  # type: ignore[index]
                     x, y = x_train[rows], y_train[rows]
                 count = len(y)  # the global batch; under MPI this rank computes a block of it
                 if self.parallel is not None:
@@ -500,7 +577,17 @@ class _Loop:
                     self.parallel.reweight(self.model.grads, len(y), count)
                     loss = self.parallel.batch_loss(loss, len(y), count)
                 t2 = clock()
-                self.optimizer.step(self.model.grads)
+                if self.config.optimizer in FULL_BATCH_ONLY:
+                    # LBFGS evaluates the loss and gradient itself, as often as its line search needs (the first
+                    # evaluation, above, gave the loss this step reports).
+                    model = self.model
+
+                    def closure() -> tuple[float, list[np.ndarray]]:
+                        return model.loss_and_grad(x, y, chunk=chunk), model.grads
+
+                    self.optimizer.step(closure)  # type: ignore[arg-type]
+                else:
+                    self.optimizer.step(self.model.grads)
                 t3 = clock()
                 progress.times["batch"] += t1 - t0
                 progress.times["forward_backward"] += t2 - t1
@@ -544,10 +631,17 @@ class _Loop:
         accuracy = self.model.accuracy(self.dataset.x_test, self.dataset.y_test)
         evaluation = time.perf_counter() - t0
         times = progress.times
-        record = EpochRecord(epoch, progress.epoch_loss / max(progress.epoch_examples, 1), accuracy,
-                             progress.position,
-                             times["batch"] + times["forward_backward"] + times["optimizer"] + evaluation,
-                             times["forward_backward"], times["optimizer"], times["batch"], evaluation)
+        record = EpochRecord(
+            epoch,
+            progress.epoch_loss / max(progress.epoch_examples, 1),
+            accuracy,
+            progress.position,
+            times["batch"] + times["forward_backward"] + times["optimizer"] + evaluation,
+            times["forward_backward"],
+            times["optimizer"],
+            times["batch"],
+            evaluation,
+        )
         previous = progress.history[-1] if progress.history else None
         progress.history.append(record)
         if progress.running_count:
@@ -569,7 +663,7 @@ class _Loop:
             progress.stopped = f"--max-steps {config.max_steps} reached at the end of epoch {epoch}"
 
 
-def _stop_reason(config: TrainConfig, history: list[EpochRecord], previous: Optional[EpochRecord]) -> Optional[str]:
+def _stop_reason(config: TrainConfig, history: list[EpochRecord], previous: EpochRecord | None) -> str | None:
     """The seed's "repeat until convergence": the loss stopped changing, or test accuracy stopped improving."""
     record = history[-1]
     if config.tol is not None and previous is not None:
@@ -579,18 +673,22 @@ def _stop_reason(config: TrainConfig, history: list[EpochRecord], previous: Opti
     if config.patience is not None:
         best = max(range(len(history)), key=lambda i: (history[i].test_accuracy, -i))
         if len(history) - 1 - best >= config.patience:
-            return (f"no improvement in test accuracy for {config.patience} epochs "
-                    f"(best {history[best].test_accuracy:.4f} at epoch {history[best].epoch})")
+            return (
+                f"no improvement in test accuracy for {config.patience} epochs "
+                f"(best {history[best].test_accuracy:.4f} at epoch {history[best].epoch})"
+            )
     return None
 
 
 def _epoch_line(record: EpochRecord, epochs: int) -> str:
     compute = record.seconds or 1.0
-    return (f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.4f}, test accuracy "
-            f"{record.test_accuracy:.4f} | {record.seconds:.2f} s: forward/backward "
-            f"{record.forward_backward_seconds:.2f} s ({100 * record.forward_backward_seconds / compute:.0f}%), "
-            f"optimizer step {record.optimizer_seconds:.2f} s ({100 * record.optimizer_seconds / compute:.0f}%), "
-            f"batching {record.batch_seconds:.2f} s, evaluation {record.evaluation_seconds:.2f} s")
+    return (
+        f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.4f}, test accuracy "
+        f"{record.test_accuracy:.4f} | {record.seconds:.2f} s: forward/backward "
+        f"{record.forward_backward_seconds:.2f} s ({100 * record.forward_backward_seconds / compute:.0f}%), "
+        f"optimizer step {record.optimizer_seconds:.2f} s ({100 * record.optimizer_seconds / compute:.0f}%), "
+        f"batching {record.batch_seconds:.2f} s, evaluation {record.evaluation_seconds:.2f} s"
+    )
 
 
 def describe_run(dataset: Dataset, config: TrainConfig, with_optimizer: bool = True) -> list[str]:
@@ -612,12 +710,14 @@ def describe_run(dataset: Dataset, config: TrainConfig, with_optimizer: bool = T
     if with_optimizer:
         lines.append(f"optimizer: {config.describe_optimizer()}, {batching}, up to {config.epochs} epochs")
     blas = blas_threads()
-    lines.append(f"threads: {fusedoptim.get_num_threads()} for fusedoptim's kernels (SIMD {fusedoptim.simd_level()}), "
-                 + (f"{blas} for NumPy's BLAS" if blas is not None else "NumPy's BLAS: its own default"))
+    lines.append(
+        f"threads: {fusedoptim.get_num_threads()} for fusedoptim's kernels (SIMD {fusedoptim.simd_level()}), "
+        + (f"{blas} for NumPy's BLAS" if blas is not None else "NumPy's BLAS: its own default")
+    )
     return lines
 
 
-def blas_threads() -> Optional[int]:
+def blas_threads() -> int | None:
     """The threads NumPy's BLAS uses now, if threadpoolctl (demo extra) can tell."""
     try:
         from threadpoolctl import threadpool_info

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .methods import Hyperparameter, hyperparameters
 from .plot import require
 from .train import EpochRecord, Reporter, TrainConfig, train
 
-__all__ = ["SearchDimension", "search_space", "default_dimensions", "validation_split", "run_study", "command_for"]
+__all__ = ["SearchDimension", "command_for", "default_dimensions", "run_study", "search_space", "validation_split"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,11 @@ def default_dimensions(optimizer: str) -> list[str]:
     return (["lr"] if "lr" in space else []) + [n for n in _PREFERENCE if n in space][:2]
 
 
-def validation_split(dataset: Dataset, fraction: float, train_subset: Optional[int]) -> Dataset:
+def validation_split(dataset: Dataset, fraction: float, train_subset: int | None) -> Dataset:
     """The training set split into training and validation parts (a fixed shuffle, whatever the seed);
     the validation part takes the test set's place."""
     examples = len(dataset.y_train)
-    held_out = max(1, int(round(examples * fraction)))
+    held_out = max(1, round(examples * fraction))
     if held_out >= examples:
         raise ValueError(f"--val-fraction {fraction} leaves no training examples")
     order = np.random.default_rng(12345).permutation(examples)
@@ -80,9 +80,17 @@ def validation_split(dataset: Dataset, fraction: float, train_subset: Optional[i
     if train_subset is not None:
         training = training[:train_subset]
     training, validation = np.sort(training), np.sort(validation)
-    return Dataset(f"{dataset.name} (validation split)", dataset.source, dataset.x_train[training],
-                   dataset.y_train[training], dataset.x_train[validation], dataset.y_train[validation],
-                   dataset.image_shape, dataset.num_classes, list(dataset.notes))
+    return Dataset(
+        f"{dataset.name} (validation split)",
+        dataset.source,
+        dataset.x_train[training],
+        dataset.y_train[training],
+        dataset.x_train[validation],
+        dataset.y_train[validation],
+        dataset.image_shape,
+        dataset.num_classes,
+        list(dataset.notes),
+    )
 
 
 def _settings(values: dict[str, float], known: dict[str, Hyperparameter]) -> dict[str, Any]:
@@ -99,7 +107,7 @@ def run_study(
     dimensions: Sequence[str],
     trials: int,
     reporter: Reporter,
-    timeout: Optional[float] = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Runs the study and returns its trials and best trial (JSON-able).
 
@@ -115,13 +123,18 @@ def run_study(
         raise ValueError(f"cannot tune {', '.join(unknown)} for {base.optimizer}; choose from {', '.join(space)}")
     known = hyperparameters(base.optimizer)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=base.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
+    )
     quiet = Reporter(quiet=True)
 
     def objective(trial: Any) -> float:
-        values = {name: trial.suggest_float(name, space[name].low, space[name].high, log=space[name].log)
-                  for name in dimensions}
+        values = {
+            name: trial.suggest_float(name, space[name].low, space[name].high, log=space[name].log)
+            for name in dimensions
+        }
         settings = {**base.settings, **_settings(values, known)}
         config = dataclasses.replace(base, settings=settings, label=f"trial {trial.number}")
 
@@ -146,15 +159,21 @@ def run_study(
     summary: dict[str, Any] = {
         "optimizer": base.optimizer,
         "dimensions": {name: dataclasses.asdict(space[name]) for name in dimensions},
-        "trials": [{"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params}
-                   for t in study.trials],
+        "trials": [
+            {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params}
+            for t in study.trials
+        ],
         "best": None,
     }
     if completed:
         best = study.best_trial
         settings = _settings(best.params, known)
-        summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
-                           "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}}
+        summary["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        }
     return summary
 
 
