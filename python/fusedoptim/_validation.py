@@ -26,6 +26,7 @@ __all__ = [
     "check_bool",
     "check_int",
     "check_lamb",
+    "check_lbfgs",
     "check_lion",
     "check_nadam",
     "check_nonnegative",
@@ -232,3 +233,14 @@ def check_rprop(lr, etas, step_sizes, maximize) -> None:
     if low > high:
         raise ValueError(f"Invalid step sizes: {low}, {high} (the minimum is larger than the maximum)")
     check_bool("maximize", maximize)
+
+
+def check_lbfgs(lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size, line_search_fn) -> None:
+    check_nonnegative("learning rate", "lr", lr)
+    check_int("max_iter", max_iter, 1)
+    check_int("max_eval", max_eval, 1)
+    check_nonnegative("tolerance_grad", "tolerance_grad", tolerance_grad)
+    check_nonnegative("tolerance_change", "tolerance_change", tolerance_change)
+    check_int("history_size", history_size, 1)
+    if line_search_fn is not None and not (isinstance(line_search_fn, str) and line_search_fn == "strong_wolfe"):
+        raise ValueError(f"Invalid line_search_fn: {line_search_fn!r} (expected None or 'strong_wolfe')")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._validation import check_int, check_nonnegative
+from ._validation import check_int, check_lbfgs
 from .arena import ParamArena
 from .optimizer import Optimizer, ParamsT, ParamState
 
@@ -220,15 +220,15 @@ class LBFGS(Optimizer):
         super().add_param_group(param_group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        check_nonnegative("learning rate", "lr", group["lr"])
-        check_int("max_iter", group["max_iter"], 1)
-        check_int("max_eval", group["max_eval"], 1)
-        check_nonnegative("tolerance_grad", "tolerance_grad", group["tolerance_grad"])
-        check_nonnegative("tolerance_change", "tolerance_change", group["tolerance_change"])
-        check_int("history_size", group["history_size"], 1)
-        line_search_fn = group["line_search_fn"]
-        if line_search_fn is not None and not (isinstance(line_search_fn, str) and line_search_fn == "strong_wolfe"):
-            raise ValueError(f"Invalid line_search_fn: {line_search_fn!r} (expected None or 'strong_wolfe')")
+        check_lbfgs(
+            group["lr"],
+            group["max_iter"],
+            group["max_eval"],
+            group["tolerance_grad"],
+            group["tolerance_change"],
+            group["history_size"],
+            group["line_search_fn"],
+        )
         params = group["params"]
         if not params:
             raise ValueError("LBFGS got an empty parameter list")
