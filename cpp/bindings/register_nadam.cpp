@@ -48,7 +48,7 @@ void register_nadam(py::module_& m) {
                     return nadam::make_coeffs<T>(hyper, numbers.steps[i], next(i, numbers.steps[i]));
                 },
                 [](auto zero) { return kernels<decltype(zero)>().nadam; });
-            step.carry(CarriedScalar{py::str("mu_product"), products, next});
+            step.carry(CarriedScalar{py::str("mu_product"), products, next, {}});
             return py::make_tuple(py::cast(std::move(step)), py::cast(mu_products));
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("mu_products"),
