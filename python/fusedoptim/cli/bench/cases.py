@@ -170,6 +170,28 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             False,
             ("exp_avg", "exp_avg_sq"),
         ),
+        OptimizerSpec(
+            "asgd",
+            "ASGD",
+            "ASGD",
+            {"lr": 1e-2, "t0": 0},  # averaging from the first step: the steady state's arithmetic
+            20,
+            "reads p, g, ax; writes p, ax",
+            "ASGD",
+            False,
+            ("ax",),
+        ),
+        OptimizerSpec(
+            "rprop",
+            "Rprop",
+            "Rprop",
+            {"lr": 1e-2},
+            28,
+            "reads p, g, prev, step_size; writes p, prev, step_size",
+            "Rprop",
+            False,
+            ("prev", "step_size"),
+        ),
     )
 }
 

@@ -175,6 +175,12 @@ def _explicit_call(module: Any, ws: Workspace) -> Step:
         return lambda: module.lion_(P, G, S["exp_avg"], **hyper)
     if name == "lamb":
         return lambda: module.lamb_(P, G, S["exp_avg"], S["exp_avg_sq"], [next(steps)] * count, **hyper)
+    if name == "asgd":
+        etas, mus = [hyper["lr"]] * count, [1.0] * count  # updated in place by every call
+        return lambda: module.asgd_(P, G, S["ax"], etas, mus, [next(steps)] * count, **hyper)
+    if name == "rprop":
+        sizes = {"step_size_min": 1e-6, "step_size_max": 50.0}  # torch's defaults (lr only seeds the step sizes)
+        return lambda: module.rprop_(P, G, S["prev"], S["step_size"], **sizes)
     raise Unavailable(f"no functional call for {name}")
 
 
