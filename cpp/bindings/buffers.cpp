@@ -377,15 +377,16 @@ bool Pinned::unchanged() const {
     return true;
 }
 
-void PreparedStep::check_pinned() const {
+constexpr const char* kBecameReadOnly = "became read-only before the step ran; nothing was written";
+
+void PreparedStep::check_unchanged() const {
+    check_still_writeable(kBecameReadOnly);  // the specific message first, for the likeliest change
     if (!pinned_unchanged()) {
         throw py::value_error(
             "a parameter or state array was changed (resized, reshaped, retyped, or its flags) after the step "
             "checked it; nothing was written");
     }
 }
-
-constexpr const char* kBecameReadOnly = "became read-only before the step ran; nothing was written";
 
 void PreparedStep::check_still_writeable(const char* problem) const {
     for (const auto& [array, where] : written_arrays_) {
@@ -447,13 +448,9 @@ void PreparedStep::run_all(const std::vector<PreparedStep*>& steps, PreparedStep
     }
     // Python code may have run since the steps were prepared (an optimizer prepares one group after another):
     // an array made read-only meanwhile must not be written.
-    for (const PreparedStep* step : steps) step->check_still_writeable(kBecameReadOnly);
-    for (const PreparedStep* step : steps) step->check_pinned();
-    if (before != nullptr) {
-        before->check_still_writeable(kBecameReadOnly);
-        before->check_pinned();
-        before->done_ = true;
-    }
+    for (const PreparedStep* step : steps) step->check_unchanged();
+    if (before != nullptr) before->check_unchanged();
+    if (before != nullptr) before->done_ = true;
     for (PreparedStep* step : steps) step->done_ = true;
     {
         py::gil_scoped_release release;
@@ -584,7 +581,6 @@ bool StepPlan::bind(py::handle param_groups, py::handle grads, double grad_scale
     for (size_t i = 0; i < count_; ++i) {
         if (PyList_GET_ITEM(list, i) == Py_None) return false;
     }
-    for (const PreparedStep* step : steps_) step->check_still_writeable("is read-only; fusedoptim updates it in place");
     for (size_t s = 0; s < steps_.size(); ++s) {
         PreparedStep& step = *steps_[s];
         struct LabelScope {
@@ -629,12 +625,10 @@ void StepPlan::run(PreparedStep* before, bool recheck) {
     if (!bound_) throw std::runtime_error("StepPlan.run() needs a successful bind() first");
     if (before != nullptr && before->done_) throw std::runtime_error("This prepared step has already run");
     if (recheck) {
-        for (const PreparedStep* step : steps_) step->check_still_writeable(kBecameReadOnly);
-        for (const PreparedStep* step : steps_) step->check_pinned();
+        for (const PreparedStep* step : steps_) step->check_unchanged();
     }
     if (before != nullptr) {
-        before->check_still_writeable(kBecameReadOnly);
-        before->check_pinned();
+        before->check_unchanged();
         before->done_ = true;
     }
     bound_ = false;

@@ -214,8 +214,10 @@ private:
     void check_still_writeable(const char* problem) const;
     // Whether every pinned array is as it was validated (see Pinned).
     bool pinned_unchanged() const { return pinned_.unchanged(); }
-    // Raises ValueError unless pinned_unchanged(): nothing is written then.
-    void check_pinned() const;
+    // Raises ValueError unless every written array is still writeable and pinned_unchanged(): nothing is
+    // written then. (StepPlan::bind needs only pinned_unchanged(): it covers the flags, and the full step it
+    // falls back to names the problem.)
+    void check_unchanged() const;
 
     std::unique_ptr<Part> parts_[2];
     std::vector<Slot> slots_;

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._validation import check_nonnegative
+from ._validation import check_bool, check_nonnegative
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm"]
 
@@ -40,6 +41,17 @@ def _total_norm(arrays: list[np.ndarray], norm_type: float, allow_16bit: bool = 
             powers = sum(float(np.sum((np.abs(a.astype(np.float64)) / largest) ** norm_type)) for a in arrays)
             total = largest * powers ** (1.0 / norm_type)
     return total
+
+
+def _guard_options(skip_if_nonfinite: Any, max_grad_norm: Any, norm_type: Any) -> tuple[bool, float | None, Any]:
+    """A step's non-finite guard and clipping options (Optimizer.step, and the distributed wrappers before any
+    collective), checked; norm_type only when the guard or clipping uses it."""
+    skip = check_bool("skip_if_nonfinite", skip_if_nonfinite)
+    if max_grad_norm is not None:
+        max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
+    if skip or max_grad_norm is not None:
+        norm_type = _norm_type(norm_type)
+    return skip, max_grad_norm, norm_type
 
 
 def _clip_coef(max_norm: float, total: float) -> float | None:

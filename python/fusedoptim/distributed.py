@@ -64,7 +64,6 @@ import numpy as np
 from . import _core
 from . import checkpoint as _checkpoint
 from . import clip as _clip
-from ._validation import check_bool, check_nonnegative
 from .arena import ParamArena
 from .optimizer import Optimizer
 
@@ -451,17 +450,6 @@ def _same_kind(name: str, message: str) -> Exception:
     return RuntimeError(message)
 
 
-def _step_options(skip_if_nonfinite: Any, max_grad_norm: Any, norm_type: Any) -> tuple[bool, float | None, float]:
-    """A step's guard and clipping options, checked as Optimizer.step checks them but before any collective;
-    norm_type only when the guard or clipping uses it."""
-    skip = check_bool("skip_if_nonfinite", skip_if_nonfinite)
-    if max_grad_norm is not None:
-        max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
-    if skip or max_grad_norm is not None:
-        norm_type = _clip._norm_type(norm_type)
-    return skip, max_grad_norm, norm_type
-
-
 def _check_grad(i: int, g: Any, param: np.ndarray) -> None:
     if not isinstance(g, np.ndarray):
         raise TypeError(f"grads[{i}] must be a numpy array, got {type(g).__name__}")
@@ -589,7 +577,7 @@ class DataParallel(_Distributed):
         error = key = None
         options: tuple[bool, float | None, float] = (False, None, 2.0)
         try:
-            options = _step_options(skip_if_nonfinite, max_grad_norm, norm_type)
+            options = _clip._guard_options(skip_if_nonfinite, max_grad_norm, norm_type)
             key = options if options[0] or options[1] is not None else None
         except Exception as exception:
             error = exception
@@ -755,7 +743,7 @@ class ZeroRedundancyOptimizer(_Distributed):
         MPI = self.MPI
         error = key = None
         try:
-            skip_if_nonfinite, max_grad_norm, p = _step_options(skip_if_nonfinite, max_grad_norm, norm_type)
+            skip_if_nonfinite, max_grad_norm, p = _clip._guard_options(skip_if_nonfinite, max_grad_norm, norm_type)
             key = (skip_if_nonfinite, max_grad_norm, p) if skip_if_nonfinite or max_grad_norm is not None else None
             arrays = self._resolve(grads)
             if self._arena is not None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core, _precision
 from . import clip as _clip
-from ._validation import MAX_STEP, check_bool, check_nonnegative
+from ._validation import MAX_STEP, check_nonnegative
 from .arena import ParamArena
 
 __all__ = ["Optimizer", "ParamState"]
@@ -324,9 +324,7 @@ class Optimizer:
         count = sum(len(group["params"]) for group in self.param_groups)
         if len(grads) != count:
             raise ValueError(f"Expected {count} gradients (one per parameter, in parameter order), got {len(grads)}")
-        check_bool("skip_if_nonfinite", skip_if_nonfinite)
-        if max_grad_norm is not None:
-            max_grad_norm = check_nonnegative("max_grad_norm", "max_grad_norm", max_grad_norm)
+        skip_if_nonfinite, max_grad_norm, norm_type = _clip._guard_options(skip_if_nonfinite, max_grad_norm, norm_type)
         grad_scale = check_nonnegative("grad_scale", "grad_scale", grad_scale)
         plan = self._plan
         if plan is not None and plan.bind(self.param_groups, grads, grad_scale):
@@ -377,7 +375,7 @@ class Optimizer:
                 "after unscaling in float32, or use skip_if_nonfinite alone"
             )
         # 16-bit gradients are read as their float32 values, in the same kernel.
-        total = _clip._total_norm(present, _clip._norm_type(norm_type))
+        total = _clip._total_norm(present, norm_type)  # norm_type checked with the other options
         self.last_grad_norm = total
         if skip_if_nonfinite and not math.isfinite(total):
             self.skipped_steps += 1
